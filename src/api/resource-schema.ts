@@ -22,7 +22,30 @@ export function resourceSchema(d: KindDescriptor): TSchema {
   );
 }
 
-/** Plain JSON (TypeBox adds symbol keys that JSON.stringify drops anyway). */
+/**
+ * Plain JSON (TypeBox adds symbol keys that JSON.stringify drops anyway).
+ *
+ * Fields with a `default` are required in the TypeBox schema, so that the spec
+ * types say what code sees after validation (defaults filled). A user need not
+ * write them, though, so the published schema lists them as optional.
+ */
 export function jsonSchemaOf(d: KindDescriptor): object {
-  return { $schema: 'http://json-schema.org/draft-07/schema#', ...(JSON.parse(JSON.stringify(resourceSchema(d))) as object) };
+  const schema = JSON.parse(JSON.stringify(resourceSchema(d))) as unknown;
+  relaxDefaulted(schema);
+  return { $schema: 'http://json-schema.org/draft-07/schema#', ...(schema as object) };
+}
+
+function relaxDefaulted(node: unknown): void {
+  if (Array.isArray(node)) {
+    for (const n of node) relaxDefaulted(n);
+    return;
+  }
+  if (typeof node !== 'object' || node === null) return;
+  const o = node as { properties?: Record<string, { default?: unknown }>; required?: string[] };
+  if (o.properties && Array.isArray(o.required)) {
+    const props = o.properties;
+    o.required = o.required.filter((k) => props[k]?.default === undefined);
+    if (o.required.length === 0) delete o.required;
+  }
+  for (const v of Object.values(node)) relaxDefaulted(v);
 }

@@ -1,0 +1,144 @@
+import { mkdir, stat } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import type { SourceDocument } from '../api/parse.js';
+import { keyOf, keyString } from '../api/types.js';
+import { validateDocuments } from '../api/validate.js';
+import { formatFieldError, WeftError } from '../lib/errors.js';
+import { createLogger, type Logger } from '../lib/log.js';
+import { openFileStore } from '../store/file/file-store.js';
+import type { ConfigStore } from '../store/types.js';
+import { loadOrCreateAdminToken } from './admin-token.js';
+import { createApiServer, type ApiServer } from './http/server.js';
+
+export interface ControlPlaneOptions {
+  dataDir: string;
+  /** `host:port` (`[::1]:15020` for IPv6); port 0 picks a free one. */
+  apiAddr: string;
+  logLevel?: string;
+}
+
+export interface ControlPlane {
+  /** `http://host:port` with the port actually bound. */
+  apiUrl: string;
+  adminToken: string;
+  store: ConfigStore;
+  /** Stops accepting, ends watch streams, waits for in-flight requests, closes the store. */
+  close(): Promise<void>;
+}
+
+/** Something the control plane runs; started in order, stopped in reverse. */
+interface Service {
+  name: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `weft control`: data directory, store, admin token, then the network
+ * services. New services (the xDS server, the CA) are started in the marked
+ * place below and pushed onto `services`; close() stops them in reverse order,
+ * then closes the store they all read.
+ */
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const log = createLogger('control', opts.logLevel);
+  const dataDir = resolve(opts.dataDir);
+  await ensurePrivateDir(dataDir, log);
+
+  const store = await openFileStore(join(dataDir, 'store'), { logger: log.child({ component: 'store' }) });
+  const services: Service[] = [];
+  const stopAll = async () => {
+    for (const s of services.reverse()) {
+      try {
+        await s.stop();
+      } catch (err) {
+        log.error({ err, service: s.name }, 'stopping a service failed');
+      }
+    }
+    services.length = 0;
+    await store.close();
+  };
+
+  try {
+    const adminToken = await loadOrCreateAdminToken(dataDir);
+    await revalidateStored(store, log);
+
+    // --- services: start here, each followed by services.push({ name, stop }) ---
+    const api = createApiServer({ store, adminToken, log: log.child({ component: 'http' }) });
+    const apiAddress = await listen(api, opts.apiAddr);
+    api.on('error', (err) => log.error({ err }, 'HTTP API server error'));
+    services.push({ name: 'http', stop: () => closeServer(api) });
+    const apiUrl = `http://${apiAddress.family === 'IPv6' ? `[${apiAddress.address}]` : apiAddress.address}:${apiAddress.port}`;
+    // --- end of services ---
+
+    log.info({ apiUrl, dataDir }, 'control plane started');
+    let closing: Promise<void> | undefined;
+    return {
+      apiUrl,
+      adminToken,
+      store,
+      close: () => {
+        closing ??= stopAll().then(() => log.info('control plane stopped'));
+        return closing;
+      },
+    };
+  } catch (e) {
+    await stopAll().catch((err: unknown) => log.error({ err }, 'cleanup after a failed start failed'));
+    throw e;
+  }
+}
+
+/** `host:port`, `[v6]:port`; the port may be 0. */
+export function parseHostPort(addr: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(addr.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new WeftError('WEFT_ERR_USAGE', `address "${addr}" must be host:port (e.g. 127.0.0.1:15020 or [::1]:15020)`);
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+async function ensurePrivateDir(dir: string, log: Logger): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const st = await stat(dir);
+    // An existing directory keeps its mode (it is the user's); say so if others can read it.
+    if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
+      log.warn({ dataDir: dir, mode: (st.mode & 0o777).toString(8) }, 'the data directory is accessible to other users; chmod 700 it');
+    }
+  } catch (e) {
+    throw new WeftError('WEFT_ERR_STORE', `cannot create the data directory ${dir}`, { cause: e });
+  }
+}
+
+/**
+ * Schemas and checks get stricter between versions; an object stored by an
+ * older Weft may no longer pass. It stays (deleting user config is never right)
+ * and is served as is, but every problem is logged at start. References are not
+ * checked here: a dangling one is a state the store may legitimately pass through.
+ */
+async function revalidateStored(store: ConfigStore, log: Logger): Promise<void> {
+  const { items } = await store.list();
+  const docs: SourceDocument[] = items.map((r, i) => ({ source: 'store', document: i + 1, pathPrefix: '', value: r }));
+  const { errors } = validateDocuments(docs);
+  for (const e of errors) {
+    const r = e.document === undefined ? undefined : items[e.document - 1];
+    log.warn({ object: r ? keyString(keyOf(r)) : undefined, path: e.path, problem: e.message }, `stored object no longer validates: ${formatFieldError({ ...e, source: undefined, document: undefined })}`);
+  }
+  if (errors.length > 0) log.warn({ errors: errors.length }, 'some stored objects do not validate; fix them with weft apply');
+}
+
+function listen(server: ApiServer, addr: string): Promise<AddressInfo> {
+  const { host, port } = parseHostPort(addr);
+  return new Promise((resolvePromise, reject) => {
+    const onError = (e: Error) => reject(new WeftError('WEFT_ERR_UNAVAILABLE', `cannot listen on ${addr}: ${e.message}`, { cause: e }));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolvePromise(server.address() as AddressInfo);
+    });
+  });
+}
+
+function closeServer(server: ApiServer): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    server.close((err) => (err && (err as NodeJS.ErrnoException).code !== 'ERR_SERVER_NOT_RUNNING' ? reject(err) : resolvePromise()));
+  });
+}

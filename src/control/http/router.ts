@@ -1,0 +1,85 @@
+import type { KindDescriptor } from '../../api/descriptor.js';
+import type { KindRegistry } from '../../api/registry.js';
+import { WeftError } from '../../lib/errors.js';
+
+/** What a request path names, after strict checks and kind lookup. */
+export type Route =
+  | { type: 'healthz' }
+  | { type: 'version' }
+  | { type: 'discovery' }
+  | { type: 'apply' }
+  /** A collection: every namespace when `namespace` is undefined (or the kind is cluster-scoped). */
+  | { type: 'collection'; kind: KindDescriptor; namespace: string | undefined }
+  /** One object. `namespace` is '' for cluster-scoped kinds, as in ResourceKey. */
+  | { type: 'object'; kind: KindDescriptor; namespace: string; name: string };
+
+const SEGMENT = /^[A-Za-z0-9._-]+$/;
+
+/**
+ * Splits the raw request target into path segments and query, refusing anything a
+ * lenient decoder could turn into a different path: `..` and `.`, empty segments
+ * (`//`, trailing `/`), percent-encoding (`%2F`) and characters outside
+ * `[A-Za-z0-9._-]`. Done on the raw text, before any decoding, so what is checked
+ * is what is routed.
+ */
+export function splitTarget(rawUrl: string): { segments: string[]; query: URLSearchParams } {
+  const q = rawUrl.indexOf('?');
+  const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
+  const query = new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1));
+  if (!path.startsWith('/')) throw bad('the request path must start with "/"');
+  if (path === '/') return { segments: [], query };
+  const segments = path.slice(1).split('/');
+  for (const s of segments) {
+    if (s === '') throw bad('the request path has an empty segment');
+    if (s === '.' || s === '..') throw bad('the request path may not contain "." or ".." segments');
+    if (!SEGMENT.test(s)) throw bad(`path segment "${truncate(s)}" has characters outside [A-Za-z0-9._-]`);
+  }
+  return { segments, query };
+}
+
+/** Maps checked segments to a route; unknown paths and kinds are WEFT_ERR_NOT_FOUND (404). */
+export function resolveRoute(segments: readonly string[], registry: KindRegistry): Route {
+  const [first, group, version, ...rest] = segments;
+  if (segments.length === 1 && first === 'healthz') return { type: 'healthz' };
+  if (segments.length === 1 && first === 'version') return { type: 'version' };
+  if (segments.length === 1 && first === 'apply') return { type: 'apply' };
+  if (segments.length === 1 && first === 'apis') return { type: 'discovery' };
+  if (first !== 'apis' || group === undefined || version === undefined || rest.length === 0) throw notFound(segments);
+
+  // /apis/{g}/{v}/namespaces/{ns}/{plural}[/{name}]
+  if (rest[0] === 'namespaces' && (rest.length === 3 || rest.length === 4)) {
+    const [, namespace, plural, name] = rest as [string, string, string, string | undefined];
+    const kind = kindFor(registry, group, version, plural);
+    if (!kind.namespaced) throw new WeftError('WEFT_ERR_NOT_FOUND', `${kind.kind} is cluster-scoped: use /apis/${group}/${version}/${plural} without namespaces/${namespace}`);
+    return name === undefined ? { type: 'collection', kind, namespace } : { type: 'object', kind, namespace, name };
+  }
+  // /apis/{g}/{v}/{plural}[/{name}]
+  if (rest.length === 1 || rest.length === 2) {
+    const [plural, name] = rest as [string, string | undefined];
+    const kind = kindFor(registry, group, version, plural);
+    if (name === undefined) return { type: 'collection', kind, namespace: undefined };
+    if (kind.namespaced) throw new WeftError('WEFT_ERR_NOT_FOUND', `${kind.kind} is namespaced: use /apis/${group}/${version}/namespaces/{namespace}/${plural}/${name}`);
+    return { type: 'object', kind, namespace: '', name };
+  }
+  throw notFound(segments);
+}
+
+function kindFor(registry: KindRegistry, group: string, version: string, plural: string): KindDescriptor {
+  const d = registry.byPath(group, version, plural);
+  if (d) return d;
+  const served = registry.kinds.map((k) => `${k.group}/${k.versions.join('|')}/${k.plural}`).join(', ');
+  // 404, as Kubernetes answers for a resource type it does not serve.
+  throw new WeftError('WEFT_ERR_NOT_FOUND', `unknown kind: no "${plural}" in ${group}/${version} (served: ${served})`);
+}
+
+function notFound(segments: readonly string[]): WeftError {
+  return new WeftError('WEFT_ERR_NOT_FOUND', `no such path: /${segments.join('/')}`);
+}
+
+function bad(message: string): WeftError {
+  return new WeftError('WEFT_ERR_BAD_REQUEST', message);
+}
+
+function truncate(s: string): string {
+  return s.length > 64 ? `${s.slice(0, 64)}…` : s;
+}
