@@ -110,6 +110,18 @@ export function validateDocuments(docs: readonly SourceDocument[], opts: Validat
   const errors: FieldError[] = [];
   const accepted: { doc: SourceDocument; d: KindDescriptor; r: Resource }[] = [];
 
+  // Keys of every document that names a kind and a name, valid or not: a reference
+  // to an object that is in the input but invalid is reported at that object, not
+  // a second time as "does not exist" at the referrer.
+  const named = new Set<string>();
+  for (const doc of docs) {
+    const v = doc.value;
+    if (!isObject(v) || typeof v.kind !== 'string' || !isObject(v.metadata) || typeof v.metadata.name !== 'string') continue;
+    const d = registry.byKindName(v.kind);
+    const ns = d?.namespaced === false ? '' : typeof v.metadata.namespace === 'string' ? v.metadata.namespace : (opts.defaultNamespace ?? DEFAULT_NAMESPACE);
+    named.add(keyString({ kind: v.kind, namespace: ns, name: v.metadata.name }));
+  }
+
   for (const doc of docs) {
     const err = (path: string, message: string) => errors.push({ source: doc.source, document: doc.document, path: joinPath(doc.pathPrefix, path), message });
     const v = doc.value;
@@ -162,7 +174,7 @@ export function validateDocuments(docs: readonly SourceDocument[], opts: Validat
     const exists = opts.exists;
     for (const { doc, d, r } of accepted) {
       for (const ref of d.references?.(r) ?? []) {
-        if (inInput.has(keyString(ref.target)) || exists(ref.target)) continue;
+        if (named.has(keyString(ref.target)) || exists(ref.target)) continue;
         errors.push({
           source: doc.source,
           document: doc.document,

@@ -57,3 +57,21 @@ spec:
     'svc.yaml#1 spec.ports[2].name: is required when a service has more than one port',
   ]);
 });
+
+test('a reference to an invalid object in the same input is not reported twice', () => {
+  const p = parseDocuments(`apiVersion: weft.dev/v1alpha1
+kind: Service
+metadata: {name: catalog}
+spec:
+  ports: [{port: 0}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: catalog}
+spec:
+  parentRefs: [{kind: Service, group: "", name: catalog, port: 80}]
+  rules: [{backendRefs: [{name: catalog, port: 80}]}]
+`, 'in.yaml');
+  const r = validateDocuments(p.docs, { exists: () => false });
+  assert.deepEqual(r.errors.map(formatFieldError), ['in.yaml#1 spec.ports[0].port: must be ≥ 1']);
+});

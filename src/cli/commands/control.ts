@@ -1,0 +1,58 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { ControlPlane } from '../../control/control-plane.js';
+import { dataDirOf, defaultDataDir, globalOptions } from '../context.js';
+
+interface ControlOptions {
+  apiAddr: string;
+  xdsAddr: string;
+  logLevel?: string;
+}
+
+export function registerControl(program: Command): void {
+  program
+    .command('control')
+    .description('run the control plane (store, HTTP API) on this machine')
+    .option('--api-addr <host:port>', 'HTTP API address (port 0 picks a free one)', '127.0.0.1:15020')
+    .option('--xds-addr <host:port>', 'xDS (gRPC) address', '127.0.0.1:15010')
+    .option('--log-level <level>', 'trace, debug, info, warn, error or silent (default: WEFT_LOG_LEVEL or info)')
+    .addHelpText('after', '\nThe data directory is --data-dir, else WEFT_DATA_DIR, else ~/.weft.')
+    .action(async (opts: ControlOptions, cmd: Command) => {
+      // Loaded here, not at the top: every other command starts faster without the store and server code.
+      const { parseHostPort, startControlPlane } = await import('../../control/control-plane.js');
+      const g = globalOptions(cmd);
+      const dataDir = resolve(dataDirOf(g) ?? defaultDataDir());
+      // Checked here too so a typo fails before the store is opened.
+      parseHostPort(opts.apiAddr);
+      parseHostPort(opts.xdsAddr);
+      const logLevel = opts.logLevel ?? process.env.WEFT_LOG_LEVEL ?? (g.verbose ? 'debug' : 'info');
+      const cp = await startControlPlane({ dataDir, apiAddr: opts.apiAddr, logLevel });
+      handleSignals(cp);
+      if (cmd.getOptionValueSource('xdsAddr') === 'cli') {
+        // The xDS server is not part of the control plane yet; say so rather than pretend.
+        process.stderr.write(`warning: --xds-addr ${opts.xdsAddr} is accepted but not served yet: this control plane has no xDS server\n`);
+      }
+      process.stdout.write(`weft control ready: api=${cp.apiUrl} data=${dataDir}\n`);
+    });
+}
+
+/** SIGINT/SIGTERM: close (drain requests, close the store), exit 0. A second signal exits at once. */
+function handleSignals(cp: ControlPlane): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      process.stderr.write(`${signal} again: exiting without waiting\n`);
+      process.exit(130);
+    }
+    stopping = true;
+    cp.close().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        process.stderr.write(`error: closing the control plane failed: ${e instanceof Error ? e.message : String(e)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}

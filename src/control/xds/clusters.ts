@@ -1,0 +1,37 @@
+import { CLUSTER, TYPE_PREFIX } from '../../xds/type-urls.js';
+import { clusterName } from './names.js';
+import { refOf, sortByName, type MeshInput } from './model.js';
+
+export type ClusterResource = Record<string, unknown> & { name: string };
+
+const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+/**
+ * One EDS Cluster per Service port, endpoints over ADS. ROUND_ROBIN is one of
+ * the two policies gRPC accepts (LEAST_REQUEST is NACKed). HTTP/2 ports say so
+ * with Envoy's protocol options so that Envoy (and Weft's proxy) speak h2
+ * upstream; gRPC ignores them.
+ */
+export function generateClusters(input: MeshInput): ClusterResource[] {
+  const out: ClusterResource[] = [];
+  for (const svc of sortByName(input.services)) {
+    for (const p of svc.spec.ports) {
+      const name = clusterName(refOf(svc), p.port);
+      const cluster: ClusterResource = {
+        '@type': CLUSTER,
+        name,
+        type: 'EDS',
+        eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: name },
+        connect_timeout: { seconds: 10 },
+        lb_policy: 'ROUND_ROBIN',
+      };
+      if (p.protocol === 'grpc' || p.protocol === 'http2') {
+        cluster.typed_extension_protocol_options = {
+          [HTTP_PROTOCOL_OPTIONS]: { '@type': `${TYPE_PREFIX}${HTTP_PROTOCOL_OPTIONS}`, explicit_http_config: { http2_protocol_options: {} } },
+        };
+      }
+      out.push(cluster);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,84 @@
+/**
+ * Names of the xDS resources Weft generates. These are an interface: proxyless
+ * gRPC clients dial them, `weft proxy-config` prints them, and people who know
+ * Istio should recognise them.
+ *
+ * - Host of a Service: `<name>.<namespace>` (DESIGN.md). Cluster names carry the
+ *   fully qualified form `<name>.<namespace>.svc.cluster.local`, as Istio's do,
+ *   so config dumps read the same: `outbound|8080||catalog.default.svc.cluster.local`.
+ *   EDS resources use the cluster name as their service name.
+ * - Listener of a proxyless gRPC client: `<name>.<namespace>:<port>` (what
+ *   `xds:///<name>.<namespace>:<port>` resolves to); its RouteConfiguration has
+ *   the same name.
+ * - Weft proxy: Listener `outbound` on 0.0.0.0:15001 with RouteConfiguration
+ *   `outbound` (every visible Service).
+ * - gRPC servers (XdsServer): the bootstrap template
+ *   `grpc/server?xds.resource.listening_address=%s`, %s being `IP:port` (A36).
+ */
+
+export const CLUSTER_DOMAIN = 'svc.cluster.local';
+export const OUTBOUND_LISTENER = 'outbound';
+export const OUTBOUND_ROUTE = 'outbound';
+export const OUTBOUND_PORT = 15001;
+export const SERVER_LISTENER_PREFIX = 'grpc/server?xds.resource.listening_address=';
+export const SERVER_LISTENER_TEMPLATE = `${SERVER_LISTENER_PREFIX}%s`;
+
+export interface ServiceRef {
+  name: string;
+  namespace: string;
+}
+
+/** `catalog.default` */
+export function hostOf(s: ServiceRef): string {
+  return `${s.name}.${s.namespace}`;
+}
+
+/** `catalog.default.svc.cluster.local` */
+export function fqdnOf(s: ServiceRef): string {
+  return `${s.name}.${s.namespace}.${CLUSTER_DOMAIN}`;
+}
+
+/** `outbound|8080||catalog.default.svc.cluster.local` (Istio's `outbound|PORT|SUBSET|HOST`). */
+export function clusterName(s: ServiceRef, port: number, subset = ''): string {
+  return `outbound|${port}|${subset}|${fqdnOf(s)}`;
+}
+
+/** Inverse of clusterName; undefined for names Weft did not make. */
+export function parseClusterName(name: string): (ServiceRef & { port: number; subset: string }) | undefined {
+  const m = /^outbound\|(\d+)\|([^|]*)\|([^.]+)\.([^.]+)\.svc\.cluster\.local$/.exec(name);
+  if (!m) return undefined;
+  return { port: Number(m[1]), subset: m[2] ?? '', name: m[3] ?? '', namespace: m[4] ?? '' };
+}
+
+/** `catalog.default:8080`: the Listener (and RouteConfiguration) of a proxyless gRPC client. */
+export function grpcClientListenerName(s: ServiceRef, port: number): string {
+  return `${hostOf(s)}:${port}`;
+}
+
+/** Domains a virtual host answers to. `sameNamespace` adds the bare name. */
+export function serviceDomains(s: ServiceRef, port: number | undefined, sameNamespace: boolean): string[] {
+  const hosts = [hostOf(s), `${hostOf(s)}.svc`, fqdnOf(s)];
+  if (sameNamespace) hosts.unshift(s.name);
+  const out: string[] = [];
+  for (const h of hosts) {
+    if (port !== undefined) out.push(h, `${h}:${port}`);
+    else out.push(h);
+  }
+  return out;
+}
+
+/** The Listener name an XdsServer bound to `address` (`IP:port`, IPv6 in brackets) asks for. */
+export function serverListenerName(address: string): string {
+  return `${SERVER_LISTENER_PREFIX}${address}`;
+}
+
+/** `{host, port}` of a server listener name, or undefined. */
+export function parseServerListenerName(name: string): { host: string; port: number } | undefined {
+  if (!name.startsWith(SERVER_LISTENER_PREFIX)) return undefined;
+  const addr = name.slice(SERVER_LISTENER_PREFIX.length);
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(addr) ?? /^([^:]+):(\d+)$/.exec(addr);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  return { host: m[1] ?? '', port };
+}

@@ -1,0 +1,191 @@
+import type { Resource } from '../../api/types.js';
+import type { ServiceSpec } from '../../api/service/service.js';
+import type { WorkloadSpec } from '../../api/workload/workload.js';
+import type { HTTPRouteSpec } from '../../api/httproute/httproute.js';
+import type { Logger } from '../../lib/log.js';
+import type { ConfigStore, Watch } from '../../store/types.js';
+import type { WorkloadRegistry } from '../registry/workload-registry.js';
+import { buildSnapshot, type Snapshot } from './snapshot.js';
+import { viewKey, type GrpcRouteSpecLike, type MeshInput, type ProxyView } from './model.js';
+
+export const DEFAULT_DEBOUNCE_MS = 100;
+
+/** Kinds that change xDS output; changes to others do not rebuild anything. */
+const RELEVANT_KINDS = new Set(['Service', 'Workload', 'HTTPRoute', 'GRPCRoute']);
+
+export type SnapshotListener = (s: Snapshot) => void;
+
+interface ViewState {
+  view: ProxyView;
+  snapshot: Snapshot;
+  listeners: Set<SnapshotListener>;
+}
+
+export interface SnapshotCacheOptions {
+  store: ConfigStore;
+  registry?: WorkloadRegistry;
+  log?: Logger;
+  /** Changes within this window are translated once (default 100 ms). */
+  debounceMs?: number;
+}
+
+/**
+ * Keeps one snapshot per view of the mesh (today: the proxy's namespace) and
+ * tells the streams watching a view when it changes.
+ *
+ * It lists the store once, then follows its watch from that revision, so no
+ * change falls between the two. A burst of changes is translated once: the
+ * rebuild waits `debounceMs` after the last change, but never more than ten
+ * windows after the first, so a steady trickle cannot starve it. Views nobody
+ * watches are dropped; per-type versions are content hashes, so the ADS
+ * server re-sends only the types (and resources) that really changed.
+ */
+export class SnapshotCache {
+  private readonly objects = new Map<string, Resource>();
+  private readonly views = new Map<string, ViewState>();
+  private readonly debounceMs: number;
+  private watch?: Watch;
+  private unsubscribeRegistry?: () => void;
+  private timer?: NodeJS.Timeout;
+  private firstDirtyAt = 0;
+  private input: MeshInput = { services: [], workloads: [], httpRoutes: [], grpcRoutes: [] };
+  private builds = 0;
+
+  private constructor(private readonly opts: SnapshotCacheOptions) {
+    this.debounceMs = opts.debounceMs ?? DEFAULT_DEBOUNCE_MS;
+  }
+
+  static async create(opts: SnapshotCacheOptions): Promise<SnapshotCache> {
+    const c = new SnapshotCache(opts);
+    await c.start();
+    return c;
+  }
+
+  private async start(): Promise<void> {
+    const { items, revision } = await this.opts.store.list();
+    for (const o of items) if (RELEVANT_KINDS.has(o.kind)) this.objects.set(keyOf(o), o);
+    this.watch = this.opts.store.watch({ fromRevision: revision }, (e) => {
+      if (!RELEVANT_KINDS.has(e.object.kind)) return;
+      if (e.type === 'DELETED') this.objects.delete(keyOf(e.object));
+      else this.objects.set(keyOf(e.object), e.object);
+      this.schedule();
+    });
+    this.unsubscribeRegistry = this.opts.registry?.onChange(() => this.schedule());
+    this.input = this.collect();
+  }
+
+  /** Number of translations so far (tests check debouncing with it). */
+  get buildCount(): number {
+    return this.builds;
+  }
+
+  /** The current snapshot of a view (built on first use). */
+  snapshot(view: ProxyView): Snapshot {
+    const key = viewKey(view);
+    const hit = this.views.get(key);
+    if (hit) return hit.snapshot;
+    const snapshot = this.build(view);
+    this.views.set(key, { view, snapshot, listeners: new Set() });
+    return snapshot;
+  }
+
+  /** Calls `cb` with every new snapshot of `view` (not with the current one: read that with snapshot()). */
+  subscribe(view: ProxyView, cb: SnapshotListener): () => void {
+    this.snapshot(view);
+    const key = viewKey(view);
+    const state = this.views.get(key);
+    state?.listeners.add(cb);
+    return () => {
+      const s = this.views.get(key);
+      if (!s) return;
+      s.listeners.delete(cb);
+      if (s.listeners.size === 0) this.views.delete(key);
+    };
+  }
+
+  /** What the generators read now (for tests and `weft describe`). */
+  meshInput(): MeshInput {
+    return this.input;
+  }
+
+  /** Rebuild now instead of waiting for the debounce window (tests, shutdown). */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.rebuild();
+  }
+
+  close(): void {
+    this.watch?.close();
+    this.unsubscribeRegistry?.();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.views.clear();
+  }
+
+  private schedule(): void {
+    const now = Date.now();
+    if (this.timer === undefined) this.firstDirtyAt = now;
+    else clearTimeout(this.timer);
+    const deadline = this.firstDirtyAt + this.debounceMs * 10;
+    const delay = Math.max(0, Math.min(this.debounceMs, deadline - now));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.rebuild();
+    }, delay);
+  }
+
+  private rebuild(): void {
+    this.input = this.collect();
+    for (const state of this.views.values()) {
+      let next: Snapshot;
+      try {
+        next = this.build(state.view);
+      } catch (err) {
+        // A translation bug must not take the control plane down: keep the last good snapshot.
+        this.opts.log?.error({ err, view: state.view }, 'xds: translation failed; keeping the last snapshot');
+        continue;
+      }
+      state.snapshot = next;
+      for (const cb of state.listeners) cb(next);
+    }
+  }
+
+  private build(view: ProxyView): Snapshot {
+    this.builds++;
+    return buildSnapshot(this.input, view);
+  }
+
+  private collect(): MeshInput {
+    const services: Resource<ServiceSpec>[] = [];
+    const workloads: Resource<WorkloadSpec>[] = [];
+    const httpRoutes: Resource<HTTPRouteSpec>[] = [];
+    const grpcRoutes: Resource<GrpcRouteSpecLike>[] = [];
+    const stored = new Set<string>();
+    for (const o of this.objects.values()) {
+      switch (o.kind) {
+        case 'Service':
+          services.push(o as Resource<ServiceSpec>);
+          break;
+        case 'Workload':
+          workloads.push(o as Resource<WorkloadSpec>);
+          stored.add(`${o.metadata.namespace ?? 'default'}/${o.metadata.name}`);
+          break;
+        case 'HTTPRoute':
+          httpRoutes.push(o as Resource<HTTPRouteSpec>);
+          break;
+        case 'GRPCRoute':
+          grpcRoutes.push(o as Resource<GrpcRouteSpecLike>);
+          break;
+      }
+    }
+    for (const w of this.opts.registry?.list() ?? []) {
+      if (!stored.has(`${w.metadata.namespace ?? 'default'}/${w.metadata.name}`)) workloads.push(w);
+    }
+    return { services, workloads, httpRoutes, grpcRoutes };
+  }
+}
+
+function keyOf(r: Resource): string {
+  return `${r.kind}/${r.metadata.namespace ?? ''}/${r.metadata.name}`;
+}

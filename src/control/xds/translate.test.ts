@@ -1,0 +1,113 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDocuments } from '../../api/parse.js';
+import { validateDocuments } from '../../api/validate.js';
+import type { Resource } from '../../api/types.js';
+import { adsServices } from '../../xds/protos.js';
+import { checkXdsResource } from '../../xds/proto-check.js';
+import { LISTENER, PUSH_ORDER } from '../../xds/type-urls.js';
+import { buildSnapshot } from './snapshot.js';
+import type { GrpcRouteSpecLike, MeshInput } from './model.js';
+import type { ServiceSpec } from '../../api/service/service.js';
+import type { WorkloadSpec } from '../../api/workload/workload.js';
+import type { HTTPRouteSpec } from '../../api/httproute/httproute.js';
+import { serverListenerName } from './names.js';
+
+/** Golden files live in the source tree; tests run from dist/. UPDATE_GOLDEN=1 rewrites them. */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return dir;
+}
+const TESTDATA = join(repoRoot(), 'src/control/xds/testdata');
+
+function golden(name: string, actual: unknown): void {
+  const path = join(TESTDATA, `${name}.golden.json`);
+  const text = `${JSON.stringify(actual, null, 2)}\n`;
+  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(path)) {
+    writeFileSync(path, text);
+    if (process.env.UPDATE_GOLDEN !== '1') assert.fail(`${path} did not exist; written. Review it and run again.`);
+    return;
+  }
+  assert.deepEqual(JSON.parse(text), JSON.parse(readFileSync(path, 'utf8')), `${name}: output differs from ${path} (UPDATE_GOLDEN=1 to accept)`);
+}
+
+function loadInput(): MeshInput {
+  const text = readFileSync(join(TESTDATA, 'mesh.input.yaml'), 'utf8');
+  const parsed = parseDocuments(text, 'mesh.input.yaml');
+  assert.deepEqual(parsed.errors, []);
+  const { resources, errors } = validateDocuments(parsed.docs);
+  assert.deepEqual(errors, [], 'the fixture must be valid Weft input');
+  const by = (kind: string): Resource[] => resources.filter((r) => r.kind === kind);
+  return {
+    services: by('Service') as Resource<ServiceSpec>[],
+    workloads: by('Workload') as Resource<WorkloadSpec>[],
+    httpRoutes: by('HTTPRoute') as Resource<HTTPRouteSpec>[],
+    grpcRoutes: by('GRPCRoute') as Resource<GrpcRouteSpecLike>[],
+  };
+}
+
+/** Checks field names, scalar kinds and enums, then sends it through the ADS serializer and back. */
+function assertValidEnvoy(typeUrl: string, resource: Record<string, unknown>): void {
+  assert.deepEqual(checkXdsResource(typeUrl, resource), [], `${typeUrl} ${String(resource.name ?? resource.cluster_name)}`);
+  const method = adsServices().ads.StreamAggregatedResources;
+  if (!method) throw new Error('no ADS method');
+  const bytes = method.responseSerialize({ version_info: '1', type_url: typeUrl, nonce: '1', resources: [resource] });
+  const back = method.responseDeserialize(bytes) as { resources: Record<string, unknown>[] };
+  assert.equal(back.resources.length, 1);
+  assert.equal(back.resources[0]?.['@type'], typeUrl);
+}
+
+test('mesh translates to the golden xDS resources (view: default)', () => {
+  const snap = buildSnapshot(loadInput(), { namespace: 'default' });
+  golden('mesh-default', snap.toJSON());
+});
+
+test('mesh translates to the golden xDS resources (view: shop: bare names follow the namespace)', () => {
+  const snap = buildSnapshot(loadInput(), { namespace: 'shop' });
+  golden('mesh-shop', snap.toJSON());
+});
+
+test('every generated resource is valid Envoy v3 and survives the wire', () => {
+  const snap = buildSnapshot(loadInput(), { namespace: 'default' });
+  let n = 0;
+  for (const t of PUSH_ORDER) {
+    for (const name of snap.names(t)) {
+      const e = snap.get(t, name);
+      assert.ok(e);
+      assertValidEnvoy(t, e.resource);
+      n++;
+    }
+  }
+  const server = snap.get(LISTENER, serverListenerName('127.0.0.1:50051'));
+  assert.ok(server);
+  assertValidEnvoy(LISTENER, server.resource);
+  assert.ok(n > 10);
+});
+
+test('the checker catches a typo that protobufjs would silently drop', () => {
+  const errs = checkXdsResource(LISTENER, { name: 'x', api_listener: { api_listener: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', stat_prefx: 'x' } } });
+  assert.deepEqual(errs, ['api_listener.api_listener.stat_prefx: no such field in envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager']);
+  assert.equal(checkXdsResource(LISTENER, { name: 'x', traffic_direction: 'SIDEWAYS' }).length, 1);
+});
+
+test('server listener names: IPv4 and IPv6, malformed ones are not listeners', () => {
+  const snap = buildSnapshot(loadInput(), { namespace: 'default' });
+  const v6 = snap.get(LISTENER, serverListenerName('[::1]:443'));
+  assert.deepEqual((v6?.resource.address as { socket_address: unknown }).socket_address, { address: '::1', port_value: 443 });
+  assert.equal(snap.get(LISTENER, serverListenerName('nonsense')), undefined);
+  assert.equal(snap.get(LISTENER, 'unknown.default:80'), undefined);
+});
+
+test('every locality group has a locality and a load_balancing_weight (gRPC drops it otherwise)', () => {
+  const snap = buildSnapshot(loadInput(), { namespace: 'default' });
+  for (const j of snap.toJSON()['type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment'] ?? []) {
+    for (const g of (j.endpoints as Record<string, unknown>[]) ?? []) {
+      assert.ok(g.locality, 'locality');
+      assert.ok((g.load_balancing_weight as { value: number }).value > 0, 'weight');
+    }
+  }
+});

@@ -1,0 +1,89 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../lib/log.js';
+import { WeftError } from '../../lib/errors.js';
+import type { ConfigStore } from '../../store/types.js';
+import { adsServices } from '../../xds/protos.js';
+import { WorkloadRegistry } from '../registry/workload-registry.js';
+import { AdsServer } from './ads-server.js';
+import { SnapshotCache } from './snapshot-cache.js';
+
+export interface XdsServerOptions {
+  store: ConfigStore;
+  /** `host:port`; port 0 picks a free one. */
+  addr: string;
+  log?: Logger;
+  /** Debounce of store changes before translation (default 100 ms). */
+  debounceMs?: number;
+  /** Grace period of a registered workload after its stream ends (default 10 s). */
+  workloadGraceMs?: number;
+}
+
+export interface XdsServerHandle {
+  /** `host:port` actually bound. */
+  address: string;
+  ads: AdsServer;
+  cache: SnapshotCache;
+  registry: WorkloadRegistry;
+  close(): Promise<void>;
+}
+
+/**
+ * The control plane's xDS endpoint: ADS (state of the world) over plaintext
+ * gRPC. Plaintext is what proxyless gRPC clients can use (they have no TLS
+ * channel credentials); keep it on loopback. TLS comes with the CA.
+ */
+export async function startXdsServer(opts: XdsServerOptions): Promise<XdsServerHandle> {
+  const registry = new WorkloadRegistry({
+    ...(opts.workloadGraceMs !== undefined ? { graceMs: opts.workloadGraceMs } : {}),
+    onError: (nodeId, err) => opts.log?.warn({ node: nodeId, err: err.message }, 'xds: node metadata does not describe a valid workload; not registered'),
+  });
+  const cache = await SnapshotCache.create({ store: opts.store, registry, ...(opts.log ? { log: opts.log } : {}), ...(opts.debounceMs !== undefined ? { debounceMs: opts.debounceMs } : {}) });
+  const ads = new AdsServer({ snapshots: cache, registry, ...(opts.log ? { log: opts.log } : {}) });
+  const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  const { ads: adsService } = adsServices();
+  server.addService(adsService, {
+    StreamAggregatedResources: ads.handler,
+    DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+      call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'delta xDS is not served yet; use state of the world' });
+    },
+  });
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(opts.addr, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    });
+  } catch (err) {
+    cache.close();
+    registry.close();
+    throw new WeftError('WEFT_ERR_UNAVAILABLE', `xds: cannot listen on ${opts.addr}: ${(err as Error).message}`, { cause: err });
+  }
+  const host = opts.addr.slice(0, opts.addr.lastIndexOf(':'));
+  const address = `${host}:${port}`;
+  opts.log?.info({ address }, 'xds: serving ADS (plaintext)');
+  let closed: Promise<void> | undefined;
+  return {
+    address,
+    ads,
+    cache,
+    registry,
+    close() {
+      closed ??= (async () => {
+        ads.closeAll();
+        cache.close();
+        registry.close();
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, 2000);
+          server.tryShutdown(() => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+        server.forceShutdown();
+      })();
+      return closed;
+    },
+  };
+}
