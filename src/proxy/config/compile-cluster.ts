@@ -1,0 +1,81 @@
+/** Cluster → ClusterConfig. */
+import { compileLoadAssignment } from './compile-endpoints.js';
+import { arr, durationMs, enumStr, fail, isObject, num, obj, optObj, str, typedConfig } from './proto-values.js';
+import type { ClusterConfig, LbPolicy } from './types.js';
+
+const LB_POLICIES: readonly LbPolicy[] = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'];
+
+export function compileCluster(v: unknown, path = ''): ClusterConfig {
+  const c = obj(v, path || 'cluster');
+  const at = (s: string): string => (path === '' ? s : `${path}.${s}`);
+  const name = str(c.name, at('name'));
+  if (name === '') fail(at('name'), 'must not be empty');
+  if (c.cluster_type !== undefined) fail(at('cluster_type'), 'custom cluster types are not supported');
+  const kind = enumStr(c.type, at('type'), ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST'], 'STATIC');
+  if (kind !== 'STATIC' && kind !== 'EDS') fail(at('type'), `${kind} clusters are not supported yet (STATIC and EDS are)`);
+  let edsName = name;
+  if (kind === 'EDS') {
+    const eds = optObj(c.eds_cluster_config, at('eds_cluster_config'));
+    if (eds?.service_name !== undefined && eds.service_name !== '') edsName = str(eds.service_name, at('eds_cluster_config.service_name'));
+    const src = optObj(eds?.eds_config, at('eds_cluster_config.eds_config'));
+    if (src?.api_config_source !== undefined) fail(at('eds_cluster_config.eds_config'), 'only ADS config sources are supported');
+  }
+  if (c.load_balancing_policy !== undefined) fail(at('load_balancing_policy'), 'typed load balancing policies are not supported; use lb_policy');
+  const lbPolicy = enumStr(c.lb_policy, at('lb_policy'), ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV', 'CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG'] as const, 'ROUND_ROBIN');
+  if (!(LB_POLICIES as readonly string[]).includes(lbPolicy)) fail(at('lb_policy'), `${lbPolicy} is not supported`);
+  if (c.transport_socket !== undefined) {
+    const ts = obj(c.transport_socket, at('transport_socket'));
+    const t = ts.typed_config === undefined ? undefined : typedConfig(ts.typed_config, at('transport_socket.typed_config')).type;
+    if (t !== 'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer') fail(at('transport_socket'), 'upstream TLS is not supported yet');
+  }
+  if (c.http2_protocol_options !== undefined) fail(at('http2_protocol_options'), 'HTTP/2 upstreams are not supported yet');
+  const tepo = optObj(c.typed_extension_protocol_options, at('typed_extension_protocol_options'));
+  for (const [k, val] of Object.entries(tepo ?? {})) {
+    const opts = isObject(val) ? val : {};
+    const explicit = optObj(opts.explicit_http_config, `typed_extension_protocol_options.${k}.explicit_http_config`);
+    if (explicit?.http2_protocol_options !== undefined || opts.use_downstream_protocol_config !== undefined || opts.auto_config !== undefined) {
+      fail(at(`typed_extension_protocol_options.${k}`), 'only HTTP/1.1 upstreams are supported yet');
+    }
+  }
+  const ring = obj(c.ring_hash_lb_config ?? {}, at('ring_hash_lb_config'));
+  const minRingSize = num(ring.minimum_ring_size, at('ring_hash_lb_config.minimum_ring_size'), 1024);
+  const maxRingSize = num(ring.maximum_ring_size, at('ring_hash_lb_config.maximum_ring_size'), 8 * 1024 * 1024);
+  if (minRingSize < 1 || maxRingSize < minRingSize || maxRingSize > 8 * 1024 * 1024) fail(at('ring_hash_lb_config'), 'need 1 ≤ minimum_ring_size ≤ maximum_ring_size ≤ 8M');
+  if (ring.hash_function !== undefined && ring.hash_function !== 'XX_HASH' && ring.hash_function !== 0) fail(at('ring_hash_lb_config.hash_function'), 'only XX_HASH (the default) is accepted');
+  const maglev = obj(c.maglev_lb_config ?? {}, at('maglev_lb_config'));
+  const maglevTableSize = num(maglev.table_size, at('maglev_lb_config.table_size'), 65537);
+  if (!isPrime(maglevTableSize) || maglevTableSize > 5_000_011) fail(at('maglev_lb_config.table_size'), 'must be a prime ≤ 5000011');
+  const lr = obj(c.least_request_lb_config ?? {}, at('least_request_lb_config'));
+  const leastRequestChoices = num(lr.choice_count, at('least_request_lb_config.choice_count'), 2);
+  if (leastRequestChoices < 2) fail(at('least_request_lb_config.choice_count'), 'must be ≥ 2');
+  let maxConnections = 1024; let maxRequests = 1024;
+  const cb = optObj(c.circuit_breakers, at('circuit_breakers'));
+  for (const [i, t] of arr(cb?.thresholds, at('circuit_breakers.thresholds')).entries()) {
+    const tp = at(`circuit_breakers.thresholds[${i}]`);
+    const th = obj(t, tp);
+    if (th.priority !== undefined && th.priority !== 'DEFAULT' && th.priority !== 0) continue;
+    maxConnections = num(th.max_connections, `${tp}.max_connections`, 1024);
+    maxRequests = num(th.max_requests, `${tp}.max_requests`, 1024);
+  }
+  const loadAssignment = c.load_assignment === undefined ? undefined : compileLoadAssignment(c.load_assignment, at('load_assignment'), name);
+  if (kind === 'STATIC' && loadAssignment === undefined) fail(at('load_assignment'), 'a STATIC cluster needs load_assignment');
+  return Object.freeze({
+    name,
+    kind,
+    edsName,
+    lbPolicy: lbPolicy as LbPolicy,
+    connectTimeoutMs: durationMs(c.connect_timeout, at('connect_timeout'), 5000),
+    ringHash: { minRingSize, maxRingSize },
+    maglevTableSize,
+    leastRequestChoices,
+    maxConnections,
+    maxRequests,
+    loadAssignment: kind === 'STATIC' ? loadAssignment : undefined,
+  });
+}
+
+function isPrime(n: number): boolean {
+  if (!Number.isInteger(n) || n < 2) return false;
+  for (let i = 2; i * i <= n; i++) if (n % i === 0) return false;
+  return true;
+}

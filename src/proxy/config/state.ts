@@ -1,0 +1,216 @@
+/**
+ * The proxy's configuration in force: every accepted resource (raw, for
+ * /config_dump, and compiled), and the immutable Snapshot built from them. An update
+ * compiles everything it brings first; any error rejects the whole update (→ NACK)
+ * and leaves the last good config in force. A successful update builds a new
+ * Snapshot and swaps one reference: requests already running keep the snapshot they
+ * captured.
+ */
+import { compileCluster } from './compile-cluster.js';
+import { compileLoadAssignment } from './compile-endpoints.js';
+import { compileListener } from './compile-listener.js';
+import { compileRouteConfig } from './compile-route.js';
+import { ConfigError, isObject } from './proto-values.js';
+import type { ClusterConfig, CompiledListener, CompiledRouteConfig, EndpointAssignment, ProtoJson } from './types.js';
+import type { ClusterManager, ClusterRuntime } from '../upstream/cluster/cluster-manager.js';
+
+export type ResourceKind = 'listener' | 'route' | 'cluster' | 'endpoint';
+
+export interface Entry<T> {
+  readonly name: string;
+  readonly raw: ProtoJson;
+  readonly compiled: T;
+  readonly version: string;
+  readonly lastUpdated: string;
+  readonly isStatic: boolean;
+}
+
+export interface ResourceTables {
+  readonly listener: ReadonlyMap<string, Entry<CompiledListener | undefined>>;
+  readonly route: ReadonlyMap<string, Entry<CompiledRouteConfig>>;
+  readonly cluster: ReadonlyMap<string, Entry<ClusterConfig>>;
+  readonly endpoint: ReadonlyMap<string, Entry<EndpointAssignment>>;
+}
+
+export interface Snapshot {
+  /** Increments with every swap. */
+  readonly generation: number;
+  readonly listeners: ReadonlyMap<string, CompiledListener>;
+  readonly routes: ReadonlyMap<string, CompiledRouteConfig>;
+  readonly clusters: ReadonlyMap<string, ClusterRuntime>;
+  readonly tables: ResourceTables;
+  /** Last accepted version_info per kind ('' before any). */
+  readonly versions: Readonly<Record<ResourceKind, string>>;
+}
+
+type Compiled = CompiledListener | undefined | CompiledRouteConfig | ClusterConfig | EndpointAssignment;
+
+const TYPE_NAMES: Record<ResourceKind, string> = {
+  listener: 'Listener', route: 'RouteConfiguration', cluster: 'Cluster', endpoint: 'ClusterLoadAssignment',
+};
+
+function nameOf(kind: ResourceKind, raw: ProtoJson): string {
+  const v = kind === 'endpoint' ? raw.cluster_name : raw.name;
+  return typeof v === 'string' ? v : '';
+}
+
+function compileOne(kind: ResourceKind, raw: ProtoJson): Compiled {
+  switch (kind) {
+    case 'listener': return compileListener(raw);
+    case 'route': return compileRouteConfig(raw);
+    case 'cluster': return compileCluster(raw);
+    case 'endpoint': return compileLoadAssignment(raw);
+  }
+}
+
+/** Oneof group names in the Envoy messages Weft reads (from the protos' `oneof NAME {`). */
+const ONEOF_NAMES = new Set(('action action_specifier address address_name_specifier balance_type behavior cluster_discovery_type cluster_specifier ' +
+  'config config_source_specifier config_specifier config_type credential_specifier disposition enabled_specifier engine_type ' +
+  'header_format header_match_specifier health_checker host_identifier host_rewrite_specifier http_upstream_type lb_config ' +
+  'listener_specifier locality_config_specifier match_pattern matcher override override_specifier path_rewrite_specifier ' +
+  'path_specifier policy_specifier port_specifier query_parameter_match_specifier route_specifier rule scheme_rewrite_specifier ' +
+  'selector specifier strip_port_mode target_specifier transformation type validation_context_type value value_specifier value_type kind').split(' '));
+
+/**
+ * Drops proto-loader's oneof marker fields (`path_specifier: 'prefix'`, added by
+ * `oneofs: true`) so dumps read like Envoy's. A marker is a oneof group name whose
+ * string value names a sibling field.
+ */
+export function stripOneofMarkers(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(stripOneofMarkers);
+  if (!isObject(v)) return v;
+  const out: ProtoJson = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (typeof val === 'string' && ONEOF_NAMES.has(k) && val !== k && Object.prototype.hasOwnProperty.call(v, val)) continue;
+    out[k] = stripOneofMarkers(val);
+  }
+  return out;
+}
+
+export class ConfigState {
+  private tables: { [K in ResourceKind]: Map<string, Entry<Compiled>> } = {
+    listener: new Map(), route: new Map(), cluster: new Map(), endpoint: new Map(),
+  };
+  private versions: Record<ResourceKind, string> = { listener: '', route: '', cluster: '', endpoint: '' };
+  private generation = 0;
+  private current: Snapshot;
+
+  constructor(private readonly clusters: ClusterManager, private readonly onSwap: (s: Snapshot) => void = () => {}) {
+    this.current = this.build();
+  }
+
+  get snapshot(): Snapshot {
+    return this.current;
+  }
+
+  /**
+   * Applies one xDS response's resources.
+   * - `full` (LDS, CDS state of the world): dynamic resources of the kind not listed are removed.
+   * - otherwise (RDS, EDS): listed resources are added or replaced.
+   * `isStatic` marks bootstrap resources, which dynamic updates never remove or replace.
+   * Throws ConfigError (nothing changes) if any resource is refused.
+   */
+  apply(kind: ResourceKind, resources: readonly unknown[], version: string, opts: { full: boolean; isStatic?: boolean }): Snapshot {
+    const isStatic = opts.isStatic ?? false;
+    const now = new Date().toISOString();
+    const errors: string[] = [];
+    const incoming = new Map<string, Entry<Compiled>>();
+    resources.forEach((r, i) => {
+      const raw = isObject(r) ? r : {};
+      const name = nameOf(kind, raw);
+      const label = `${TYPE_NAMES[kind]} ${name === '' ? `#${i}` : JSON.stringify(name)}`;
+      try {
+        if (name === '') throw new ConfigError(kind === 'endpoint' ? 'cluster_name' : 'name', 'is required');
+        if (incoming.has(name)) throw new ConfigError('name', 'appears twice in one response');
+        const existing = this.tables[kind].get(name);
+        if (existing?.isStatic && !isStatic) throw new ConfigError('name', 'a static resource of that name exists in the bootstrap');
+        const stripped = stripOneofMarkers(raw) as ProtoJson;
+        // Unchanged resources keep their compiled object, so clusters and LBs are not rebuilt.
+        if (existing !== undefined && JSON.stringify(existing.raw) === JSON.stringify(stripped)) {
+          incoming.set(name, { ...existing, version });
+          return;
+        }
+        incoming.set(name, { name, raw: stripped, compiled: compileOne(kind, raw), version, lastUpdated: now, isStatic });
+      } catch (e) {
+        errors.push(`${label}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    });
+    if (errors.length > 0) throw new ConfigError('', errors.join('; '));
+    const next = new Map(opts.full ? [...this.tables[kind]].filter(([, e]) => e.isStatic) : this.tables[kind]);
+    for (const [name, e] of incoming) next.set(name, e);
+    const prevTables = this.tables;
+    const prevVersions = this.versions;
+    this.tables = { ...this.tables, [kind]: next };
+    if (!isStatic) this.versions = { ...this.versions, [kind]: version };
+    try {
+      this.current = this.build();
+    } catch (e) {
+      this.tables = prevTables;
+      this.versions = prevVersions;
+      throw e;
+    }
+    this.onSwap(this.current);
+    return this.current;
+  }
+
+  /** Drops RDS/EDS resources nothing refers to any more (after LDS/CDS removed their users). */
+  retain(kind: 'route' | 'endpoint', names: ReadonlySet<string>): void {
+    const table = this.tables[kind];
+    const keep = new Map([...table].filter(([n, e]) => e.isStatic || names.has(n)));
+    if (keep.size === table.size) return;
+    this.tables = { ...this.tables, [kind]: keep };
+    this.current = this.build();
+    this.onSwap(this.current);
+  }
+
+  /** RDS names the listeners in force need. */
+  wantedRoutes(): Set<string> {
+    const out = new Set<string>();
+    for (const e of this.tables.listener.values()) {
+      const l = e.compiled as CompiledListener | undefined;
+      if (l?.hcm.rdsName !== undefined) out.add(l.hcm.rdsName);
+    }
+    return out;
+  }
+
+  /** EDS names the clusters in force need. */
+  wantedEndpoints(): Set<string> {
+    const out = new Set<string>();
+    for (const e of this.tables.cluster.values()) {
+      const c = e.compiled as ClusterConfig;
+      if (c.kind === 'EDS') out.add(c.edsName);
+    }
+    return out;
+  }
+
+  has(kind: ResourceKind, name: string): boolean {
+    return this.tables[kind].has(name);
+  }
+
+  private build(): Snapshot {
+    const listeners = new Map<string, CompiledListener>();
+    for (const [n, e] of this.tables.listener) if (e.compiled !== undefined) listeners.set(n, e.compiled as CompiledListener);
+    const routes = new Map<string, CompiledRouteConfig>();
+    for (const [n, e] of this.tables.route) routes.set(n, e.compiled as CompiledRouteConfig);
+    const clusterConfigs = new Map<string, ClusterConfig>();
+    for (const [n, e] of this.tables.cluster) clusterConfigs.set(n, e.compiled as ClusterConfig);
+    const endpoints = new Map<string, EndpointAssignment>();
+    for (const [n, e] of this.tables.endpoint) endpoints.set(n, e.compiled as EndpointAssignment);
+    const byAddress = new Map<string, string>();
+    for (const l of listeners.values()) {
+      if (l.port === 0) continue;
+      const addr = `${l.host}:${l.port}`;
+      const other = byAddress.get(addr);
+      if (other !== undefined) throw new ConfigError('', `Listener ${JSON.stringify(l.name)}: address ${addr} is already used by listener ${JSON.stringify(other)}`);
+      byAddress.set(addr, l.name);
+    }
+    return Object.freeze({
+      generation: ++this.generation,
+      listeners,
+      routes,
+      clusters: this.clusters.build(clusterConfigs, endpoints),
+      tables: this.tables as ResourceTables,
+      versions: this.versions,
+    });
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * The proxy's internal, compiled form of Envoy xDS v3 resources. Everything here is
+ * built once when a resource arrives (validated, regexes compiled, defaults applied)
+ * and then only read on the hot path. Objects are frozen by the compilers, so a
+ * snapshot that a request captured cannot change under it.
+ */
+
+/** A JSON object as proto-loader produces it (keepCase, json: true). */
+export type ProtoJson = Record<string, unknown>;
+
+export interface StringMatch {
+  readonly kind: 'exact' | 'prefix' | 'suffix' | 'contains' | 'regex';
+  readonly value: string;
+  readonly ignoreCase: boolean;
+  readonly regex?: RegExp;
+}
+
+export interface HeaderMatch {
+  /** Lower-case header name. */
+  readonly name: string;
+  readonly invert: boolean;
+  readonly treatMissingAsEmpty: boolean;
+  /** `present` with `presentMatch` = wanted presence; otherwise a string match on the value. */
+  readonly present?: boolean;
+  readonly string?: StringMatch;
+  readonly range?: { readonly start: number; readonly end: number };
+}
+
+export interface QueryParamMatch {
+  readonly name: string;
+  readonly present?: boolean;
+  readonly string?: StringMatch;
+}
+
+export type PathMatch =
+  | { readonly kind: 'prefix'; readonly value: string; readonly caseSensitive: boolean }
+  | { readonly kind: 'path'; readonly value: string; readonly caseSensitive: boolean }
+  | { readonly kind: 'regex'; readonly regex: RegExp }
+  | { readonly kind: 'separated-prefix'; readonly value: string; readonly caseSensitive: boolean };
+
+export type AppendAction = 'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
+
+export interface HeaderToAdd {
+  /** Lower-case name. */
+  readonly name: string;
+  readonly value: string;
+  readonly action: AppendAction;
+  readonly keepEmptyValue: boolean;
+}
+
+export interface HeaderMutation {
+  readonly add: readonly HeaderToAdd[];
+  /** Lower-case names. */
+  readonly remove: readonly string[];
+}
+
+export type HashPolicy =
+  | { readonly kind: 'header'; readonly name: string; readonly terminal: boolean }
+  | { readonly kind: 'cookie'; readonly name: string; readonly terminal: boolean }
+  | { readonly kind: 'source-ip'; readonly terminal: boolean }
+  | { readonly kind: 'query'; readonly name: string; readonly terminal: boolean };
+
+export interface WeightedCluster {
+  readonly name: string;
+  readonly weight: number;
+  readonly requestHeaders: HeaderMutation;
+  readonly responseHeaders: HeaderMutation;
+}
+
+export interface RegexRewrite {
+  readonly regex: RegExp;
+  readonly substitution: string;
+}
+
+export interface ForwardAction {
+  readonly kind: 'forward';
+  /** Exactly one of cluster / weighted is set. */
+  readonly cluster?: string;
+  readonly weighted?: { readonly clusters: readonly WeightedCluster[]; readonly total: number };
+  readonly prefixRewrite?: string;
+  readonly regexRewrite?: RegexRewrite;
+  readonly hostRewrite?: string;
+  /** Whole-request timeout in ms; 0 disables it. Envoy's default is 15 s. */
+  readonly timeoutMs: number;
+  readonly hashPolicies: readonly HashPolicy[];
+  /** Status when the named cluster does not exist (Envoy: 503 by default). */
+  readonly clusterNotFoundStatus: number;
+}
+
+export interface RedirectAction {
+  readonly kind: 'redirect';
+  readonly scheme?: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly path?: string;
+  readonly prefixRewrite?: string;
+  readonly regexRewrite?: RegexRewrite;
+  readonly status: number;
+  readonly stripQuery: boolean;
+}
+
+export interface DirectResponseAction {
+  readonly kind: 'direct';
+  readonly status: number;
+  readonly body?: Buffer;
+}
+
+export type RouteAction = ForwardAction | RedirectAction | DirectResponseAction;
+
+export interface CompiledRoute {
+  readonly name: string;
+  readonly path: PathMatch;
+  readonly headers: readonly HeaderMatch[];
+  readonly query: readonly QueryParamMatch[];
+  readonly action: RouteAction;
+  readonly requestHeaders: HeaderMutation;
+  readonly responseHeaders: HeaderMutation;
+}
+
+export interface CompiledVirtualHost {
+  readonly name: string;
+  readonly domains: readonly string[];
+  readonly routes: readonly CompiledRoute[];
+  readonly requestHeaders: HeaderMutation;
+  readonly responseHeaders: HeaderMutation;
+}
+
+export interface CompiledRouteConfig {
+  readonly name: string;
+  /** Exact (lower-case) domain → virtual host. */
+  readonly exact: ReadonlyMap<string, CompiledVirtualHost>;
+  /** `*.foo` entries as [suffix incl. dot-less rest, vhost], longest first. */
+  readonly suffixes: readonly (readonly [string, CompiledVirtualHost])[];
+  /** `foo.*` entries as [prefix, vhost], longest first. */
+  readonly prefixes: readonly (readonly [string, CompiledVirtualHost])[];
+  readonly catchAll?: CompiledVirtualHost;
+  readonly requestHeaders: HeaderMutation;
+  readonly responseHeaders: HeaderMutation;
+  readonly mostSpecificHeaderMutationsWins: boolean;
+  readonly virtualHosts: readonly CompiledVirtualHost[];
+}
+
+export interface HttpConnectionManagerConfig {
+  readonly statPrefix: string;
+  /** Inline route config, or the RDS name to look up in the snapshot. */
+  readonly routeConfig?: CompiledRouteConfig;
+  readonly rdsName?: string;
+  readonly stripAnyHostPort: boolean;
+  readonly stripMatchingHostPort: boolean;
+  /** Downstream request timeout in ms (0 = none). */
+  readonly requestTimeoutMs: number;
+  readonly requestHeadersTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+export interface CompiledListener {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly hcm: HttpConnectionManagerConfig;
+}
+
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+
+export interface ClusterConfig {
+  readonly name: string;
+  readonly kind: 'STATIC' | 'EDS';
+  /** EDS resource name (service_name, else the cluster name). */
+  readonly edsName: string;
+  readonly lbPolicy: LbPolicy;
+  readonly connectTimeoutMs: number;
+  readonly ringHash: { readonly minRingSize: number; readonly maxRingSize: number };
+  readonly maglevTableSize: number;
+  readonly leastRequestChoices: number;
+  /** Circuit breaker thresholds (default priority). */
+  readonly maxConnections: number;
+  readonly maxRequests: number;
+  /** Load assignment given inline (STATIC clusters). */
+  readonly loadAssignment?: EndpointAssignment;
+}
+
+export type HealthStatus = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';
+
+export interface EndpointSpec {
+  readonly address: string;
+  readonly port: number;
+  readonly health: HealthStatus;
+  /** Endpoint weight × locality weight (Envoy's effective weight when locality weighting is off is the endpoint weight; see compile-endpoints). */
+  readonly weight: number;
+  readonly priority: number;
+  readonly locality: string;
+}
+
+export interface EndpointAssignment {
+  readonly clusterName: string;
+  readonly endpoints: readonly EndpointSpec[];
+}

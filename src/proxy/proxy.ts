@@ -1,0 +1,167 @@
+/**
+ * startProxy: the sidecar's composition root. Wires config state (compiled
+ * snapshots), the cluster manager, listeners, the admin server and, when the
+ * bootstrap or options name a control plane, the ADS client.
+ */
+import { hostname } from 'node:os';
+import { createLogger, type Logger } from '../lib/log.js';
+import { startAdminServer, type AdminServer } from './admin/admin-server.js';
+import { loadBootstrap } from './config/bootstrap.js';
+import { ConfigState, type ResourceKind, type Snapshot } from './config/state.js';
+import type { ProtoJson } from './config/types.js';
+import type { AccessLogEntry } from './http/forward.js';
+import { ListenerManager } from './listeners/listener-manager.js';
+import { ProxyStats } from './stats.js';
+import { ClusterManager } from './upstream/cluster/cluster-manager.js';
+import { AdsClient, type XdsNode } from './xds-client/ads-client.js';
+import type { Backoff } from './xds-client/backoff.js';
+import { NODE_METADATA } from './xds-client/node-metadata.js';
+
+export type { AccessLogEntry } from './http/forward.js';
+export type { Snapshot, ResourceKind } from './config/state.js';
+export { NODE_METADATA } from './xds-client/node-metadata.js';
+
+export interface ProxyOptions {
+  /** Envoy-style bootstrap: a JSON/YAML file path, or the object itself. */
+  readonly bootstrap?: string | ProtoJson;
+  /** Admin `host:port`; default the bootstrap's admin.address, else 127.0.0.1:15000. Port 0 picks one. */
+  readonly adminAddr?: string;
+  /** ADS servers (`host:port`); overrides the bootstrap's ads_config. */
+  readonly xdsAddresses?: readonly string[];
+  /** Node identity; merged over the bootstrap's `node`. */
+  readonly node?: { id?: string; cluster?: string; metadata?: Record<string, unknown> };
+  /**
+   * The workload this sidecar serves; sent as node metadata (NODE_METADATA keys) so the
+   * control plane can register it. Also names the node (`sidecar~ADDRESS~SERVICE.NAMESPACE`)
+   * unless `node.id` is given.
+   */
+  readonly workload?: { service: string; namespace?: string; address?: string; ports?: readonly number[] };
+  readonly logLevel?: string;
+  readonly logger?: Logger;
+  /** Called once per finished downstream request (access log, tap). */
+  readonly onAccessLog?: (e: AccessLogEntry) => void;
+  /** How long removed listeners and `close()` let busy connections finish. Default 5 s. */
+  readonly drainMs?: number;
+  readonly initialFetchTimeoutMs?: number;
+  /** Reconnect backoff for the ADS client (tests inject a fast one). */
+  readonly xdsBackoff?: Backoff;
+  /** Notified after each xDS response (accepted or NACKed). */
+  readonly onXdsResponse?: (e: { typeUrl: string; version: string; accepted: boolean; error?: string }) => void;
+}
+
+export interface Proxy {
+  readonly adminUrl: string;
+  /** Bound port of a listener (by Listener name), once it listens. */
+  listenerPort(name: string): number | undefined;
+  isReady(): boolean;
+  /** The snapshot in force. */
+  snapshot(): Snapshot;
+  /**
+   * Applies resources as an xDS response would (LDS/CDS replace all dynamic ones of the
+   * kind; RDS/EDS add or replace by name) and waits for listeners to bind. Throws a
+   * ConfigError (nothing changes) on a resource it cannot honour.
+   */
+  applyResources(kind: ResourceKind, resources: readonly unknown[], version: string): Promise<void>;
+  readonly stats: ProxyStats;
+  /** Stops accepting downstream connections and lets busy ones finish (drainMs). */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function splitHostPort(addr: string, flag: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(addr);
+  if (m === null) throw new Error(`${flag}: want host:port, got "${addr}"`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
+  const log = opts.logger ?? createLogger('weft-proxy', opts.logLevel);
+  const bootstrap = await loadBootstrap(opts.bootstrap);
+  const stats = new ProxyStats();
+  const clusters = new ClusterManager(stats);
+  let listeners: ListenerManager | undefined = undefined;
+  let listenersSettled: Promise<void> = Promise.resolve();
+  const state = new ConfigState(clusters, (snap) => {
+    if (listeners !== undefined) listenersSettled = listeners.reconcile(snap);
+  });
+  const ctx = { snapshot: () => state.snapshot, stats, onAccessLog: opts.onAccessLog };
+  listeners = new ListenerManager(ctx, log, opts.drainMs ?? 5000);
+
+  // Static resources: clusters before listeners, as Envoy initialises them.
+  state.apply('cluster', bootstrap.staticClusters, '', { full: false, isStatic: true });
+  state.apply('listener', bootstrap.staticListeners, '', { full: false, isStatic: true });
+  await listenersSettled;
+  let staticReady = true;
+  let draining = false;
+
+  const xdsAddresses = opts.xdsAddresses ?? bootstrap.adsAddresses;
+  let ads: AdsClient | undefined;
+  if (xdsAddresses.length > 0) {
+    const w = opts.workload;
+    const workloadMeta: Record<string, unknown> = {};
+    if (w !== undefined) {
+      workloadMeta[NODE_METADATA.service] = w.service;
+      workloadMeta[NODE_METADATA.namespace] = w.namespace ?? 'default';
+      if (w.address !== undefined) workloadMeta[NODE_METADATA.workloadAddress] = w.address;
+      if (w.ports !== undefined) workloadMeta[NODE_METADATA.workloadPorts] = w.ports.join(',');
+    }
+    const defaultId = w === undefined ? `weft-proxy~${hostname()}~${process.pid}` : `sidecar~${w.address ?? hostname()}~${w.service}.${w.namespace ?? 'default'}`;
+    const node: XdsNode = {
+      id: opts.node?.id ?? bootstrap.node.id ?? defaultId,
+      cluster: opts.node?.cluster ?? bootstrap.node.cluster ?? (w === undefined ? '' : `${w.service}.${w.namespace ?? 'default'}`),
+      metadata: { ...bootstrap.node.metadata, ...workloadMeta, ...opts.node?.metadata },
+    };
+    ads = new AdsClient({
+      addresses: xdsAddresses,
+      node,
+      state,
+      log,
+      backoff: opts.xdsBackoff,
+      initialFetchTimeoutMs: opts.initialFetchTimeoutMs,
+      onResponse: opts.onXdsResponse,
+      onInitialized: () => { staticReady = false; void listenersSettled.then(() => { staticReady = true; }); },
+    });
+    ads.start();
+  }
+
+  let admin: AdminServer;
+  const adminAddr = splitHostPort(opts.adminAddr ?? bootstrap.adminAddr ?? '127.0.0.1:15000', 'adminAddr');
+  const drain = async (): Promise<void> => {
+    draining = true;
+    await listeners?.close(opts.drainMs ?? 5000);
+  };
+  try {
+    admin = await startAdminServer(adminAddr.host, adminAddr.port, {
+      snapshot: () => state.snapshot,
+      stats,
+      isReady: () => !draining && staticReady && (ads === undefined || ads.isInitialized),
+      bootstrap: () => bootstrap.raw,
+      drain,
+    });
+  } catch (e) {
+    ads?.close();
+    await listeners.close();
+    clusters.close();
+    throw e;
+  }
+  log.info({ admin: admin.url, listeners: listeners.addresses(), xds: xdsAddresses }, 'proxy started');
+
+  return {
+    adminUrl: admin.url,
+    listenerPort: (name) => listeners?.port(name),
+    isReady: () => !draining && staticReady && (ads === undefined || ads.isInitialized),
+    snapshot: () => state.snapshot,
+    applyResources: async (kind, resources, version) => {
+      state.apply(kind, resources, version, { full: kind === 'listener' || kind === 'cluster' });
+      await listenersSettled;
+    },
+    stats,
+    drain,
+    close: async () => {
+      ads?.close();
+      await listeners?.close();
+      await admin.close();
+      clusters.close();
+    },
+  };
+}

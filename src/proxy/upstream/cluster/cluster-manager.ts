@@ -1,0 +1,112 @@
+/**
+ * Turns compiled clusters + endpoint assignments into runtime clusters: the host list,
+ * the load balancer over the usable hosts, the connection pool and counters.
+ *
+ * A runtime cluster is immutable once built; an update builds a new one (sharing the
+ * pool, counters and per-host counters of the cluster with the same name) so a
+ * request that captured the old snapshot keeps a consistent view.
+ */
+import type { ClusterConfig, EndpointAssignment, HealthStatus } from '../../config/types.js';
+import type { ClusterStats, ProxyStats } from '../../stats.js';
+import { createLoadBalancer, type Host, type HostStats, type LoadBalancer } from '../lb/index.js';
+import { createUpstreamPool, type UpstreamPool } from '../pool/upstream-pool.js';
+
+export interface ClusterHost extends Host {
+  readonly health: HealthStatus;
+  readonly priority: number;
+  readonly locality: string;
+}
+
+export interface ClusterRuntime {
+  readonly name: string;
+  readonly config: ClusterConfig;
+  readonly assignment: EndpointAssignment | undefined;
+  /** Every host EDS listed, usable or not (for /clusters). */
+  readonly hosts: readonly ClusterHost[];
+  /** Hosts the load balancer chooses from. */
+  readonly usable: readonly ClusterHost[];
+  readonly lb: LoadBalancer;
+  readonly pool: UpstreamPool;
+  readonly stats: ClusterStats;
+}
+
+interface Shared {
+  pool: UpstreamPool;
+  maxConnections: number;
+  hostStats: Map<string, HostStats>;
+}
+
+const USABLE: ReadonlySet<HealthStatus> = new Set(['HEALTHY', 'UNKNOWN']);
+
+export class ClusterManager {
+  private readonly shared = new Map<string, Shared>();
+  private current = new Map<string, ClusterRuntime>();
+
+  constructor(private readonly stats: ProxyStats) {}
+
+  /** Builds the runtime clusters for a new snapshot, reusing unchanged ones. */
+  build(configs: ReadonlyMap<string, ClusterConfig>, endpoints: ReadonlyMap<string, EndpointAssignment>): Map<string, ClusterRuntime> {
+    const next = new Map<string, ClusterRuntime>();
+    for (const [name, config] of configs) {
+      const assignment = config.kind === 'STATIC' ? config.loadAssignment : endpoints.get(config.edsName);
+      const prev = this.current.get(name);
+      if (prev !== undefined && prev.config === config && prev.assignment === assignment) {
+        next.set(name, prev);
+        continue;
+      }
+      next.set(name, this.buildOne(config, assignment));
+    }
+    for (const [name, s] of this.shared) {
+      if (!next.has(name)) {
+        s.pool.close();
+        this.shared.delete(name);
+      }
+    }
+    this.current = next;
+    return next;
+  }
+
+  private buildOne(config: ClusterConfig, assignment: EndpointAssignment | undefined): ClusterRuntime {
+    let shared = this.shared.get(config.name);
+    if (shared !== undefined && shared.maxConnections !== config.maxConnections) {
+      shared.pool.close();
+      shared = { ...shared, pool: createUpstreamPool(config.maxConnections), maxConnections: config.maxConnections };
+      this.shared.set(config.name, shared);
+    }
+    if (shared === undefined) {
+      shared = { pool: createUpstreamPool(config.maxConnections), maxConnections: config.maxConnections, hostStats: new Map() };
+      this.shared.set(config.name, shared);
+    }
+    const seen = new Set<string>();
+    const hosts: ClusterHost[] = [];
+    for (const e of assignment?.endpoints ?? []) {
+      const key = e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      let hs = shared.hostStats.get(key);
+      if (hs === undefined) {
+        hs = { active: 0, total: 0, connectFailures: 0 };
+        shared.hostStats.set(key, hs);
+      }
+      hosts.push(Object.freeze({ address: e.address, port: e.port, key, weight: e.weight, health: e.health, priority: e.priority, locality: e.locality, stats: hs }));
+    }
+    for (const key of shared.hostStats.keys()) if (!seen.has(key)) shared.hostStats.delete(key);
+    // Envoy fails over by priority: use the lowest priority level with a usable host,
+    // dropping endpoints whose locality weight is 0.
+    const candidates = hosts.filter((h) => USABLE.has(h.health) && h.weight > 0);
+    const top = Math.min(...candidates.map((h) => h.priority));
+    const usable = candidates.filter((h) => h.priority === top);
+    const lb = createLoadBalancer(config.lbPolicy, usable, {
+      minRingSize: config.ringHash.minRingSize,
+      maxRingSize: config.ringHash.maxRingSize,
+      maglevTableSize: config.maglevTableSize,
+      leastRequestChoices: config.leastRequestChoices,
+    });
+    return Object.freeze({ name: config.name, config, assignment, hosts, usable, lb, pool: shared.pool, stats: this.stats.cluster(config.name) });
+  }
+
+  close(): void {
+    for (const s of this.shared.values()) s.pool.close();
+    this.shared.clear();
+  }
+}
