@@ -18,6 +18,8 @@ interface Command {
   metadata?: Record<string, string>;
   concurrency?: number;
   deadlineMs?: number;
+  /** Another xds:/// target than the one on the command line (a channel per target, kept open). */
+  target?: string;
 }
 
 type EchoClient = grpc.Client & {
@@ -30,8 +32,16 @@ xds.register();
 const def = protoLoader.loadSync(protoPath, { keepCase: true });
 const pkg = grpc.loadPackageDefinition(def) as unknown as { weft: { test: { Echo: new (t: string, c: grpc.ChannelCredentials) => EchoClient } } };
 const client = new pkg.weft.test.Echo(target, grpc.credentials.createInsecure());
+const clients = new Map<string, EchoClient>([[target, client]]);
 
-function call(md: grpc.Metadata, deadlineMs: number): Promise<string> {
+function clientFor(t: string | undefined): EchoClient {
+  if (t === undefined) return client;
+  let c = clients.get(t);
+  if (c === undefined) clients.set(t, (c = new pkg.weft.test.Echo(t, grpc.credentials.createInsecure())));
+  return c;
+}
+
+function call(md: grpc.Metadata, deadlineMs: number, client: EchoClient): Promise<string> {
   return new Promise((resolve) => {
     client.Call({ msg: 'hi' }, md, { deadline: Date.now() + deadlineMs }, (err, reply) => {
       resolve(err ? `error:${grpc.status[err.code] ?? err.code}` : (reply?.backend ?? 'empty'));
@@ -48,7 +58,7 @@ async function run(cmd: Command): Promise<void> {
   const worker = async (): Promise<void> => {
     while (left > 0) {
       left--;
-      const r = await call(md, cmd.deadlineMs ?? 5000);
+      const r = await call(md, cmd.deadlineMs ?? 5000, clientFor(cmd.target));
       if (r.startsWith('error:')) errors[r] = (errors[r] ?? 0) + 1;
       else counts[r] = (counts[r] ?? 0) + 1;
     }
@@ -63,6 +73,6 @@ rl.on('line', (line) => {
   void run(JSON.parse(line) as Command);
 });
 rl.on('close', () => {
-  client.close();
+  for (const c of clients.values()) c.close();
   process.exit(0);
 });

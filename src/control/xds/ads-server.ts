@@ -135,7 +135,7 @@ class AdsStream {
     st ??= { names: new Set(), wildcard: false, sent: [] };
     this.types.set(type, st);
     const nonce = req.response_nonce ?? '';
-    if (nonce !== '' && nonce !== st.nonce) {
+    if (!first && nonce !== '' && nonce !== st.nonce) { // a nonce from an earlier stream (a reconnect) is no ACK: the first request of a type subscribes
       this.server.counters.stale++;
       this.log?.debug({ stream: this.id, type: SHORT_NAMES[type], nonce, latest: st.nonce }, 'xds: stale nonce; ignored');
       return;
@@ -163,6 +163,9 @@ class AdsStream {
     const meta = structToJson(node.metadata);
     const ns = meta[META.namespace];
     this.view = { namespace: typeof ns === 'string' && ns !== '' ? ns : 'default' };
+    // Proxyless gRPC (user agent "gRPC Node Pure JS", "gRPC Go", ...) gets its own view: degraded clusters.
+    const agent = (node as XdsNode & { user_agent_name?: string }).user_agent_name ?? '';
+    if (/^grpc\b/i.test(agent)) this.view.client = 'grpc';
     this.registration = this.server.registry?.connect(node);
     this.snapshot = this.server.snapshots.snapshot(this.view);
     this.unsubscribe = this.server.snapshots.subscribe(this.view, (s) => this.onSnapshot(s));

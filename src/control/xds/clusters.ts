@@ -1,6 +1,8 @@
 import { CLUSTER, TYPE_PREFIX } from '../../xds/type-urls.js';
 import { clusterName } from './names.js';
 import { refOf, sortByName, type MeshInput } from './model.js';
+import { resolveBackendPolicy } from './policy/attach.js';
+import { applyClusterPolicy, type ClusterFlavour } from './policy/cluster-policy.js';
 
 export type ClusterResource = Record<string, unknown> & { name: string };
 
@@ -11,8 +13,13 @@ const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOp
  * the two policies gRPC accepts (LEAST_REQUEST is NACKed). HTTP/2 ports say so
  * with Envoy's protocol options so that Envoy (and Weft's proxy) speak h2
  * upstream; gRPC ignores them.
+ *
+ * BackendPolicies that target the Service (or the port) set its endpoint
+ * settings (policy/cluster-policy.ts); `grpc` clusters are degraded to what
+ * proxyless gRPC accepts.
  */
-export function generateClusters(input: MeshInput): ClusterResource[] {
+export function generateClusters(input: MeshInput, flavour: ClusterFlavour = 'envoy'): ClusterResource[] {
+  const policies = input.backendPolicies ?? [];
   const out: ClusterResource[] = [];
   for (const svc of sortByName(input.services)) {
     for (const p of svc.spec.ports) {
@@ -29,6 +36,11 @@ export function generateClusters(input: MeshInput): ClusterResource[] {
         cluster.typed_extension_protocol_options = {
           [HTTP_PROTOCOL_OPTIONS]: { '@type': `${TYPE_PREFIX}${HTTP_PROTOCOL_OPTIONS}`, explicit_http_config: { http2_protocol_options: {} } },
         };
+      }
+      if (policies.length > 0) {
+        const ref = refOf(svc);
+        const eff = resolveBackendPolicy(policies, { service: { ...ref, port: p.port, ...(p.name !== undefined ? { portName: p.name } : {}) } });
+        applyClusterPolicy(cluster, eff.settings, p.protocol, flavour);
       }
       out.push(cluster);
     }

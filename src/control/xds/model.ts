@@ -2,6 +2,8 @@ import type { Resource } from '../../api/types.js';
 import type { ServiceSpec } from '../../api/service/service.js';
 import type { WorkloadSpec } from '../../api/workload/workload.js';
 import type { HTTPRouteSpec } from '../../api/httproute/httproute.js';
+import type { TCPRouteSpec } from '../../api/tcproute/tcproute.js';
+import type { BackendPolicySpec } from '../../api/backendpolicy/backendpolicy.js';
 import type { ServiceRef } from './names.js';
 
 /**
@@ -13,6 +15,8 @@ export interface MeshInput {
   workloads: readonly Resource<WorkloadSpec>[];
   httpRoutes: readonly Resource<HTTPRouteSpec>[];
   grpcRoutes: readonly Resource<GrpcRouteSpecLike>[];
+  tcpRoutes?: readonly Resource<TCPRouteSpec>[];
+  backendPolicies?: readonly Resource<BackendPolicySpec>[];
 }
 
 /**
@@ -56,10 +60,16 @@ export interface BackendRefLike {
 export interface ProxyView {
   /** Namespace of the proxy: bare Service names resolve in it. */
   namespace: string;
+  /**
+   * Who consumes it. `grpc`: proxyless gRPC (node.user_agent_name starts with
+   * "gRPC"), which NACKs some Cluster settings Envoy and Weft's proxy accept, so
+   * its clusters are degraded (see policy/cluster-policy.ts). Default `proxy`.
+   */
+  client?: 'proxy' | 'grpc';
 }
 
 export function viewKey(v: ProxyView): string {
-  return `ns=${v.namespace}`;
+  return v.client === 'grpc' ? `ns=${v.namespace},client=grpc` : `ns=${v.namespace}`;
 }
 
 export const SERVICE_LABEL = 'weft.dev/service';

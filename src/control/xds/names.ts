@@ -12,6 +12,18 @@
  *   the same name.
  * - Weft proxy: Listener `outbound` on 0.0.0.0:15001 with RouteConfiguration
  *   `outbound` (every visible Service).
+ * - Weft proxy, TCP: one Listener per `tcp` Service port, named
+ *   `tcp|<name>.<namespace>:<port>`, bound on 127.0.0.1:<port> (TCP_LISTENER_HOST).
+ *   A TCP connection carries no Host, so in explicit mode (no iptables, no
+ *   original destination) the only thing that can name the Service is the local
+ *   port the application dials: apps reach a TCP Service at 127.0.0.1:<service
+ *   port> (or its name resolved to 127.0.0.1). The Istio-style alternatives, a
+ *   filter_chain_match on destination port inside 15001 or a `0.0.0.0:<port>`
+ *   listener with `bind_to_port: false`, both need the original destination of a
+ *   redirected connection, which only transparent mode has. One port number can
+ *   have only one such listener per proxy: when several visible TCP Services
+ *   share a port, the one in the proxy's own namespace wins, then the first by
+ *   namespace/name; the others get none (listed by `tcpPortConflicts`).
  * - gRPC servers (XdsServer): the bootstrap template
  *   `grpc/server?xds.resource.listening_address=%s`, %s being `IP:port` (A36).
  */
@@ -20,6 +32,7 @@ export const CLUSTER_DOMAIN = 'svc.cluster.local';
 export const OUTBOUND_LISTENER = 'outbound';
 export const OUTBOUND_ROUTE = 'outbound';
 export const OUTBOUND_PORT = 15001;
+export const TCP_LISTENER_HOST = '127.0.0.1';
 export const SERVER_LISTENER_PREFIX = 'grpc/server?xds.resource.listening_address=';
 export const SERVER_LISTENER_TEMPLATE = `${SERVER_LISTENER_PREFIX}%s`;
 
@@ -81,4 +94,9 @@ export function parseServerListenerName(name: string): { host: string; port: num
   const port = Number(m[2]);
   if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined;
   return { host: m[1] ?? '', port };
+}
+
+/** `tcp|ledger.default:9000`: the Weft proxy's TCP listener for a Service port. */
+export function tcpListenerName(s: ServiceRef, port: number): string {
+  return `tcp|${hostOf(s)}:${port}`;
 }

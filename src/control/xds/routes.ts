@@ -5,6 +5,8 @@ import { parseDuration } from '../../lib/duration.js';
 import { ROUTE_CONFIGURATION } from '../../xds/type-urls.js';
 import { clusterName, grpcClientListenerName, OUTBOUND_ROUTE, serviceDomains, type ServiceRef } from './names.js';
 import { protoDuration, refOf, sortByName, type BackendRefLike, type GrpcRouteSpecLike, type HeaderModifier, type MeshInput, type ProxyView } from './model.js';
+import { PolicyIndex } from './policy/index.js';
+import { applyRoutePolicy } from './policy/route-policy.js';
 
 /**
  * HTTPRoute and GRPCRoute (GAMMA: parentRefs name a Service) → RouteConfiguration.
@@ -24,6 +26,10 @@ import { protoDuration, refOf, sortByName, type BackendRefLike, type GrpcRouteSp
  * cannot shadow them), then longer prefix, then method match, more header
  * matches, more query matches;
  * ties by the route's creationTimestamp, then namespace/name, then rule order.
+ *
+ * BackendPolicy request settings (retry, timeouts, fault injection, rate limit,
+ * and the hash policy of RingHash/Maglev backends) are applied per route by
+ * policy/route-policy.ts, resolved for the (Service port, route rule) pair.
  *
  * A Service with no route attached to a port gets one default route to its own
  * cluster. A rule without usable backends answers 500 (envoy) or points at a
@@ -384,12 +390,27 @@ function buildGrpcRoute(r: Resource<GrpcRouteSpecLike>, rule: GrpcRule, ruleInde
 // ---------------------------------------------------------------------------
 // Route configurations
 
-function routesFor(attached: AttachedRoutes, svc: Resource<ServiceSpec>, port: number, flavour: Flavour): Obj[] {
-  const entries = attached.byServicePort.get(spKey(refOf(svc), port));
+function routesFor(attached: AttachedRoutes, svc: Resource<ServiceSpec>, port: number, flavour: Flavour, policies?: PolicyIndex): Obj[] {
+  const ref = refOf(svc);
+  const sp = svc.spec.ports.find((p) => p.port === port);
+  const service = { ...ref, port, ...(sp?.name !== undefined ? { portName: sp.name } : {}) };
+  const protocol = sp?.protocol ?? 'http';
+  const apply = (routes: Obj[], e: RuleEntry | undefined): Obj[] => {
+    if (policies === undefined || policies.empty) return routes;
+    const ruleName = e === undefined ? undefined : (e.route.spec as { rules?: { name?: string }[] }).rules?.[e.ruleIndex]?.name;
+    const eff = policies.resolve(
+      e === undefined
+        ? { service }
+        : { service, route: { kind: e.kind, namespace: e.route.metadata.namespace ?? 'default', name: e.route.metadata.name, ...(ruleName !== undefined ? { ruleName } : {}) } },
+    );
+    for (const r of routes) applyRoutePolicy(r, eff.settings, { flavour, protocol, lbOf: policies.lbOf });
+    return routes;
+  };
+  const entries = attached.byServicePort.get(spKey(ref, port));
   if (entries === undefined || entries.length === 0) {
-    return [{ name: 'default', match: { prefix: '/' }, route: { cluster: clusterName(refOf(svc), port) } }];
+    return apply([{ name: 'default', match: { prefix: '/' }, route: { cluster: clusterName(ref, port) } }], undefined);
   }
-  return entries.flatMap((e) => e.build(flavour));
+  return entries.flatMap((e) => apply(e.build(flavour), e));
 }
 
 function isHttpLike(protocol: string): boolean {
@@ -397,7 +418,7 @@ function isHttpLike(protocol: string): boolean {
 }
 
 /** One RouteConfiguration per HTTP-like Service port, named as the gRPC client's Listener. */
-export function generateGrpcRouteConfigs(input: MeshInput, view: ProxyView, attached = attachRoutes(input)): RouteConfiguration[] {
+export function generateGrpcRouteConfigs(input: MeshInput, view: ProxyView, attached = attachRoutes(input), policies = new PolicyIndex(input)): RouteConfiguration[] {
   const out: RouteConfiguration[] = [];
   for (const svc of sortByName(input.services)) {
     const ref = refOf(svc);
@@ -407,7 +428,7 @@ export function generateGrpcRouteConfigs(input: MeshInput, view: ProxyView, atta
       out.push({
         '@type': ROUTE_CONFIGURATION,
         name,
-        virtual_hosts: [{ name, domains: serviceDomains(ref, p.port, ref.namespace === view.namespace), routes: routesFor(attached, svc, p.port, 'grpc') }],
+        virtual_hosts: [{ name, domains: serviceDomains(ref, p.port, ref.namespace === view.namespace), routes: routesFor(attached, svc, p.port, 'grpc', policies) }],
       });
     }
   }
@@ -419,7 +440,7 @@ export function generateGrpcRouteConfigs(input: MeshInput, view: ProxyView, atta
  * go to that port; the port-less forms go to the Service's first HTTP-like port
  * (Envoy rejects a domain listed by two virtual hosts).
  */
-export function generateOutboundRouteConfig(input: MeshInput, view: ProxyView, attached = attachRoutes(input)): RouteConfiguration {
+export function generateOutboundRouteConfig(input: MeshInput, view: ProxyView, attached = attachRoutes(input), policies = new PolicyIndex(input)): RouteConfiguration {
   const vhosts: Obj[] = [];
   for (const svc of sortByName(input.services)) {
     const ref = refOf(svc);
@@ -429,7 +450,7 @@ export function generateOutboundRouteConfig(input: MeshInput, view: ProxyView, a
       if (!isHttpLike(p.protocol)) continue;
       const domains = serviceDomains(ref, p.port, same).filter((d) => first || d.endsWith(`:${p.port}`));
       first = false;
-      vhosts.push({ name: grpcClientListenerName(ref, p.port), domains, routes: routesFor(attached, svc, p.port, 'envoy') });
+      vhosts.push({ name: grpcClientListenerName(ref, p.port), domains, routes: routesFor(attached, svc, p.port, 'envoy', policies) });
     }
   }
   return { '@type': ROUTE_CONFIGURATION, name: OUTBOUND_ROUTE, virtual_hosts: vhosts };

@@ -2,6 +2,8 @@ import type { Resource } from '../../api/types.js';
 import type { ServiceSpec } from '../../api/service/service.js';
 import type { WorkloadSpec } from '../../api/workload/workload.js';
 import type { HTTPRouteSpec } from '../../api/httproute/httproute.js';
+import type { TCPRouteSpec } from '../../api/tcproute/tcproute.js';
+import type { BackendPolicySpec } from '../../api/backendpolicy/backendpolicy.js';
 import type { Logger } from '../../lib/log.js';
 import type { ConfigStore, Watch } from '../../store/types.js';
 import type { WorkloadRegistry } from '../registry/workload-registry.js';
@@ -11,7 +13,7 @@ import { viewKey, type GrpcRouteSpecLike, type MeshInput, type ProxyView } from 
 export const DEFAULT_DEBOUNCE_MS = 100;
 
 /** Kinds that change xDS output; changes to others do not rebuild anything. */
-const RELEVANT_KINDS = new Set(['Service', 'Workload', 'HTTPRoute', 'GRPCRoute']);
+const RELEVANT_KINDS = new Set(['Service', 'Workload', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'BackendPolicy']);
 
 export type SnapshotListener = (s: Snapshot) => void;
 
@@ -48,7 +50,7 @@ export class SnapshotCache {
   private unsubscribeRegistry?: () => void;
   private timer?: NodeJS.Timeout;
   private firstDirtyAt = 0;
-  private input: MeshInput = { services: [], workloads: [], httpRoutes: [], grpcRoutes: [] };
+  private input: MeshInput = { services: [], workloads: [], httpRoutes: [], grpcRoutes: [], tcpRoutes: [], backendPolicies: [] };
   private builds = 0;
 
   private constructor(private readonly opts: SnapshotCacheOptions) {
@@ -161,6 +163,8 @@ export class SnapshotCache {
     const workloads: Resource<WorkloadSpec>[] = [];
     const httpRoutes: Resource<HTTPRouteSpec>[] = [];
     const grpcRoutes: Resource<GrpcRouteSpecLike>[] = [];
+    const tcpRoutes: Resource<TCPRouteSpec>[] = [];
+    const backendPolicies: Resource<BackendPolicySpec>[] = [];
     const stored = new Set<string>();
     for (const o of this.objects.values()) {
       switch (o.kind) {
@@ -177,12 +181,18 @@ export class SnapshotCache {
         case 'GRPCRoute':
           grpcRoutes.push(o as Resource<GrpcRouteSpecLike>);
           break;
+        case 'TCPRoute':
+          tcpRoutes.push(o as Resource<TCPRouteSpec>);
+          break;
+        case 'BackendPolicy':
+          backendPolicies.push(o as Resource<BackendPolicySpec>);
+          break;
       }
     }
     for (const w of this.opts.registry?.list() ?? []) {
       if (!stored.has(`${w.metadata.namespace ?? 'default'}/${w.metadata.name}`)) workloads.push(w);
     }
-    return { services, workloads, httpRoutes, grpcRoutes };
+    return { services, workloads, httpRoutes, grpcRoutes, tcpRoutes, backendPolicies };
   }
 }
 

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER, PUSH_ORDER, ROUTE_CONFIGURATION, type XdsTypeUrl } from '../../xds/type-urls.js';
 import { generateClusters } from './clusters.js';
 import { generateEndpoints } from './endpoints.js';
-import { generateGrpcClientListeners, generateOutboundListener, generateServerListener } from './listeners.js';
+import { generateGrpcClientListeners, generateOutboundListener, generateServerListener, generateTcpListeners } from './listeners.js';
+import { PolicyIndex } from './policy/index.js';
+import { filtersUsed } from './policy/route-policy.js';
 import { attachRoutes, generateGrpcRouteConfigs, generateOutboundRouteConfig } from './routes.js';
 import type { MeshInput, ProxyView } from './model.js';
 
@@ -98,10 +100,19 @@ const byName = (r: XdsResource): string => String(r.name);
 /** Translate the mesh, as one view sees it, into xDS resources. */
 export function buildSnapshot(input: MeshInput, view: ProxyView): Snapshot {
   const attached = attachRoutes(input);
-  const listeners = [...generateGrpcClientListeners(input), generateOutboundListener()];
-  const routes = [...generateGrpcRouteConfigs(input, view, attached), generateOutboundRouteConfig(input, view, attached)];
+  const policies = new PolicyIndex(input);
+  const grpcRoutes = generateGrpcRouteConfigs(input, view, attached, policies);
+  const outboundRoutes = generateOutboundRouteConfig(input, view, attached, policies);
+  const grpcUsed = new Map(grpcRoutes.map((r) => [r.name, filtersUsed(r)]));
+  const listeners = [
+    ...generateGrpcClientListeners(input, (name) => grpcUsed.get(name) ?? { fault: false, rateLimit: false }),
+    generateOutboundListener(filtersUsed(outboundRoutes)),
+    ...generateTcpListeners(input, view),
+  ];
+  const routes = [...grpcRoutes, outboundRoutes];
   const tables = new Map<XdsTypeUrl, TypeTable>([
-    [CLUSTER, table(generateClusters(input), byName, () => true)],
+    // Proxyless gRPC gets clusters degraded to what it accepts (policy/cluster-policy.ts).
+    [CLUSTER, table(generateClusters(input, view.client === 'grpc' ? 'grpc' : 'envoy'), byName, () => true)],
     [CLUSTER_LOAD_ASSIGNMENT, table(generateEndpoints(input), (r) => String(r.cluster_name), () => false)],
     // Wildcard LDS is Weft's proxy: it gets its own listeners, not gRPC's api_listeners.
     [LISTENER, table(listeners, byName, (r) => r.api_listener === undefined)],
