@@ -3,10 +3,14 @@
 // become an `error: ...` line and an exit code.
 import { Command, CommanderError } from 'commander';
 import { registerApply } from './commands/apply.js';
+import { registerBootstrap, rewriteBootstrapServerFlag } from './commands/bootstrap.js';
 import { registerControl } from './commands/control.js';
 import { registerDelete } from './commands/delete.js';
 import { registerDescribe } from './commands/describe.js';
 import { registerGet } from './commands/get.js';
+import { registerProxy } from './commands/proxy.js';
+import { registerProxyConfig } from './commands/proxy-config.js';
+import { registerProxyStatus } from './commands/proxy-status.js';
 import { registerSchema } from './commands/schema.js';
 import { registerValidate } from './commands/validate.js';
 import { registerVersion, versionLine } from './commands/version.js';
@@ -25,10 +29,14 @@ function createProgram(): Command {
     .exitOverride();
 
   registerControl(program);
+  registerProxy(program);
   registerApply(program);
   registerGet(program);
   registerDescribe(program);
   registerDelete(program);
+  registerProxyStatus(program);
+  registerProxyConfig(program);
+  registerBootstrap(program);
   registerValidate(program);
   registerSchema(program);
   registerVersion(program);
@@ -38,7 +46,7 @@ function createProgram(): Command {
 async function main(argv: readonly string[]): Promise<void> {
   const program = createProgram();
   try {
-    await program.parseAsync([...argv]);
+    await program.parseAsync([...argv.slice(0, 2), ...rewriteBootstrapServerFlag(argv.slice(2))]);
   } catch (e) {
     if (e instanceof CommanderError) {
       // commander has printed its message (`error: unknown option '--x'`) or the help/version already.

@@ -9,18 +9,38 @@ import { createLogger, type Logger } from '../lib/log.js';
 import { openFileStore } from '../store/file/file-store.js';
 import type { ConfigStore } from '../store/types.js';
 import { loadOrCreateAdminToken } from './admin-token.js';
+import { isLoopback } from './http/auth.js';
 import { createApiServer, type ApiServer } from './http/server.js';
+import type { XdsStatusSource } from './http/xds.js';
+import type { AdsServer } from './xds/ads-server.js';
+import { startXdsServer } from './xds/xds-server.js';
 
 export interface ControlPlaneOptions {
   dataDir: string;
   /** `host:port` (`[::1]:15020` for IPv6); port 0 picks a free one. */
   apiAddr: string;
+  /**
+   * xDS (gRPC, plaintext) `host:port`; port 0 picks a free one. `weft control`
+   * always passes one (default DEFAULT_XDS_ADDR, 127.0.0.1:15010). Omitted, it
+   * is `127.0.0.1:0`: an embedder or test that starts several control planes
+   * in one process must not collide on a fixed port it never asked for.
+   */
+  xdsAddr?: string;
+  /** Allow a non-loopback `xdsAddr` although xDS is unauthenticated (`--xds-insecure-public`). */
+  xdsInsecurePublic?: boolean;
+  /** Debounce of store changes before xDS translation (default 100 ms). */
+  xdsDebounceMs?: number;
   logLevel?: string;
 }
+
+/** `weft control --xds-addr` default (DESIGN.md, "Ports"). */
+export const DEFAULT_XDS_ADDR = '127.0.0.1:15010';
 
 export interface ControlPlane {
   /** `http://host:port` with the port actually bound. */
   apiUrl: string;
+  /** `host:port` of the xDS listener, with the port actually bound. */
+  xdsAddress: string;
   adminToken: string;
   store: ConfigStore;
   /** Stops accepting, ends watch streams, waits for in-flight requests, closes the store. */
@@ -41,6 +61,8 @@ interface Service {
  */
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const log = createLogger('control', opts.logLevel);
+  const xdsAddr = opts.xdsAddr ?? '127.0.0.1:0';
+  checkXdsAddr(xdsAddr, opts.xdsInsecurePublic ?? false);
   const dataDir = resolve(opts.dataDir);
   await ensurePrivateDir(dataDir, log);
 
@@ -63,17 +85,38 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await revalidateStored(store, log);
 
     // --- services: start here, each followed by services.push({ name, stop }) ---
-    const api = createApiServer({ store, adminToken, log: log.child({ component: 'http' }) });
+    // The HTTP API binds first: its address is the one people check, and a taken
+    // API port should be the error they see. It reads the ADS server through a
+    // holder filled in a moment later (until then: no clients).
+    const started: { ads?: AdsServer } = {};
+    const xdsView: XdsStatusSource = {
+      listClients: () => started.ads?.listClients() ?? [],
+      configOf: (nodeId) => started.ads?.configOf(nodeId),
+      get counters() {
+        return started.ads?.counters ?? { pushes: 0, nacks: 0, stale: 0 };
+      },
+    };
+    const api = createApiServer({ store, adminToken, xds: xdsView, log: log.child({ component: 'http' }) });
     const apiAddress = await listen(api, opts.apiAddr);
     api.on('error', (err) => log.error({ err }, 'HTTP API server error'));
     services.push({ name: 'http', stop: () => closeServer(api) });
     const apiUrl = `http://${apiAddress.family === 'IPv6' ? `[${apiAddress.address}]` : apiAddress.address}:${apiAddress.port}`;
+
+    const xds = await startXdsServer({
+      store,
+      addr: xdsAddr,
+      log: log.child({ component: 'xds' }),
+      ...(opts.xdsDebounceMs !== undefined ? { debounceMs: opts.xdsDebounceMs } : {}),
+    });
+    services.push({ name: 'xds', stop: () => xds.close() });
+    started.ads = xds.ads;
     // --- end of services ---
 
-    log.info({ apiUrl, dataDir }, 'control plane started');
+    log.info({ apiUrl, xdsAddress: xds.address, dataDir }, 'control plane started');
     let closing: Promise<void> | undefined;
     return {
       apiUrl,
+      xdsAddress: xds.address,
       adminToken,
       store,
       close: () => {
@@ -93,6 +136,23 @@ export function parseHostPort(addr: string): { host: string; port: number } {
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new WeftError('WEFT_ERR_USAGE', `address "${addr}" must be host:port (e.g. 127.0.0.1:15020 or [::1]:15020)`);
   return { host: (m[1] ?? m[2])!, port };
+}
+
+/**
+ * The xDS listener is plaintext and does not authenticate its peers yet (TLS
+ * with the mesh CA comes later). Anyone who can reach it can read every
+ * Service, route and endpoint of the mesh and register workloads that then
+ * receive traffic. So it stays on loopback, where only this machine's
+ * processes (proxies, proxyless gRPC apps) can reach it, unless the operator
+ * says in so many words that the network is trusted.
+ */
+function checkXdsAddr(addr: string, insecurePublic: boolean): void {
+  const { host } = parseHostPort(addr);
+  if (insecurePublic || host === 'localhost' || isLoopback(host)) return;
+  throw new WeftError(
+    'WEFT_ERR_USAGE',
+    `--xds-addr ${addr} is not a loopback address: the xDS listener is plaintext and unauthenticated for now, so anyone who reaches it can read the mesh's configuration and register workloads; use 127.0.0.1 or [::1], or add --xds-insecure-public on a trusted network`,
+  );
 }
 
 async function ensurePrivateDir(dir: string, log: Logger): Promise<void> {

@@ -5,7 +5,8 @@
  * `x-weft-response-flags` on locally generated replies, so a curl user can tell a
  * proxy 503 from an application 503.
  */
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 
 export type ResponseFlag =
   | 'NR' // no route
@@ -16,7 +17,9 @@ export type ResponseFlag =
   | 'UT' // upstream request timeout
   | 'UO' // circuit breaker overflow
   | 'DC' // downstream closed before the response was complete
-  | 'DPE'; // downstream protocol error
+  | 'DPE' // downstream protocol error
+  | 'UPG' // upgrade refused: type not in upgrade_configs, or the route does not forward (Weft's name)
+  | 'RQH'; // request headers too large / too many (Weft's name; Envoy counts these as DPE)
 
 interface Reply { status: number; body: string }
 
@@ -30,7 +33,44 @@ const REPLIES: Record<ResponseFlag, Reply> = {
   UO: { status: 503, body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow' },
   DC: { status: 0, body: '' },
   DPE: { status: 400, body: 'bad request' },
+  RQH: { status: 431, body: 'request header fields too large' },
+  UPG: { status: 403, body: 'upgrade failed' },
 };
+
+/**
+ * gRPC status for a local reply to a gRPC request. The flags the brief of issue 4 names
+ * come first (UT → DEADLINE_EXCEEDED; Envoy itself maps its 504 to UNAVAILABLE); the
+ * rest follow Envoy's Grpc::Utility::httpToGrpcStatus on the HTTP status.
+ */
+export function grpcStatusFor(flag: ResponseFlag, status: number): number {
+  switch (flag) {
+    case 'UH': case 'UF': case 'UC': case 'UO': case 'NC': return 14; // UNAVAILABLE
+    case 'UT': return 4; // DEADLINE_EXCEEDED
+    case 'NR': return 12; // UNIMPLEMENTED
+    default: break;
+  }
+  switch (status) {
+    case 400: return 13; // INTERNAL
+    case 401: return 16; // UNAUTHENTICATED
+    case 403: return 7; // PERMISSION_DENIED
+    case 404: return 12;
+    case 429: case 502: case 503: case 504: return 14;
+    default: return 2; // UNKNOWN
+  }
+}
+
+/** A request whose content-type says gRPC gets gRPC-shaped local replies. */
+export function isGrpcRequest(contentType: string | string[] | undefined): boolean {
+  return typeof contentType === 'string' && /^application\/grpc(?:[+;]|$)/i.test(contentType);
+}
+
+/** grpc-message is percent-encoded (gRPC over HTTP/2 spec). */
+function grpcMessage(s: string): string {
+  return s.replace(/[^\x20-\x24\x26-\x7e]/g, (c) => [...Buffer.from(c)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+}
+
+/** The HTTP/2 stream under a compat response, when the downstream speaks HTTP/2. */
+interface H2Respondable { respond(headers: Record<string, string | number>, opts: { endStream: boolean }): void; headersSent: boolean; destroyed: boolean }
 
 export const RESPONSE_FLAGS_HEADER = 'x-weft-response-flags';
 
@@ -44,17 +84,47 @@ export function statusFor(flag: ResponseFlag, override?: number): number {
  * downstream stream is reset, which is all HTTP/1.1 allows). Returns the status sent
  * (0 if none).
  */
-export function sendLocalReply(res: ServerResponse, flag: ResponseFlag, opts: { status?: number; requestId?: string } = {}): number {
-  if (flag === 'DC' || res.destroyed) return 0;
+export function sendLocalReply(res: ServerResponse, flag: ResponseFlag, opts: { status?: number; requestId?: string; grpc?: boolean } = {}): number {
+  const stream = (res as unknown as { stream?: H2Respondable }).stream;
+  if (flag === 'DC' || res.destroyed === true || stream?.destroyed === true) return 0;
   if (res.headersSent) {
     res.destroy();
     return 0;
   }
   const status = statusFor(flag, opts.status);
   const body = REPLIES[flag].body;
+  if (opts.grpc === true) {
+    // Trailers-only gRPC response: HTTP 200, the status in grpc-status (Envoy's shape).
+    const h: Record<string, string> = {
+      'content-type': 'application/grpc', 'grpc-status': String(grpcStatusFor(flag, status)), 'grpc-message': grpcMessage(body),
+      [RESPONSE_FLAGS_HEADER]: flag,
+    };
+    if (opts.requestId !== undefined) h['x-request-id'] = opts.requestId;
+    if (stream !== undefined) {
+      stream.respond({ ':status': 200, ...h }, { endStream: true });
+      return 200;
+    }
+    res.writeHead(200, { ...h, 'content-length': '0' });
+    res.end();
+    return 200;
+  }
   const headers: string[] = ['content-type', 'text/plain', 'content-length', String(Buffer.byteLength(body)), RESPONSE_FLAGS_HEADER, flag];
   if (opts.requestId !== undefined) headers.push('x-request-id', opts.requestId);
   res.writeHead(status, headers);
   res.end(body);
+  return status;
+}
+
+/**
+ * The local reply on a raw HTTP/1.1 socket (Upgrade requests, where node:http has
+ * handed the socket over). Closes the connection after it. Returns the status.
+ */
+export function sendRawLocalReply(socket: Socket, flag: ResponseFlag, opts: { status?: number; requestId?: string } = {}): number {
+  if (flag === 'DC' || socket.destroyed) return 0;
+  const status = statusFor(flag, opts.status);
+  const body = REPLIES[flag].body;
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${RESPONSE_FLAGS_HEADER}: ${flag}\r\n`;
+  if (opts.requestId !== undefined) head += `x-request-id: ${opts.requestId}\r\n`;
+  socket.end(`${head}connection: close\r\n\r\n${body}`);
   return status;
 }

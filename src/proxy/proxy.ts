@@ -36,6 +36,11 @@ export interface ProxyOptions {
    * unless `node.id` is given.
    */
   readonly workload?: { service: string; namespace?: string; address?: string; ports?: readonly number[] };
+  /**
+   * Listener name → `host:port` to bind instead of the address its config gives (port 0
+   * picks one). `weft proxy` binds the xDS `outbound` listener (0.0.0.0:15001) on loopback.
+   */
+  readonly listenerAddresses?: Readonly<Record<string, string>>;
   readonly logLevel?: string;
   readonly logger?: Logger;
   /** Called once per finished downstream request (access log, tap). */
@@ -81,8 +86,19 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
   const clusters = new ClusterManager(stats);
   let listeners: ListenerManager | undefined = undefined;
   let listenersSettled: Promise<void> = Promise.resolve();
+  const rebind = new Map(Object.entries(opts.listenerAddresses ?? {}).map(([n, a]) => [n, splitHostPort(a, `listenerAddresses.${n}`)]));
+  /** The snapshot with overridden listener addresses, for binding only (requests read the real one). */
+  const bindView = (snap: Snapshot): Snapshot => {
+    if (rebind.size === 0) return snap;
+    const ls = new Map(snap.listeners);
+    for (const [n, a] of rebind) {
+      const l = ls.get(n);
+      if (l !== undefined) ls.set(n, Object.freeze({ ...l, host: a.host, port: a.port }));
+    }
+    return { ...snap, listeners: ls };
+  };
   const state = new ConfigState(clusters, (snap) => {
-    if (listeners !== undefined) listenersSettled = listeners.reconcile(snap);
+    if (listeners !== undefined) listenersSettled = listeners.reconcile(bindView(snap));
   });
   const ctx = { snapshot: () => state.snapshot, stats, onAccessLog: opts.onAccessLog };
   listeners = new ListenerManager(ctx, log, opts.drainMs ?? 5000);

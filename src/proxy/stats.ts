@@ -22,7 +22,29 @@ export function newClusterStats(): ClusterStats {
   return { upstreamCxTotal: 0, upstreamCxConnectFail: 0, upstreamCxConnectTimeout: 0, upstreamRqTotal: 0, upstreamRqActive: 0, upstreamRqTimeout: 0, upstreamRqOverflow: 0 };
 }
 
+/** Per-listener connection counters. */
+export interface ListenerStats {
+  /** Connections closed at once because the listener was at its connection limit. */
+  cxOverflow: number;
+  /** TCP proxy: connections whose upstream could not be reached (or had no host). */
+  tcpUpstreamFail: number;
+  /** Connections closed by an idle timeout (TCP proxy) or the headers/request timeout. */
+  cxIdleTimeout: number;
+}
+
 export class ProxyStats {
+  /** Listener stats by listener name. */
+  readonly listeners = new Map<string, ListenerStats>();
+
+  listener(name: string): ListenerStats {
+    let s = this.listeners.get(name);
+    if (s === undefined) {
+      s = { cxOverflow: 0, tcpUpstreamFail: 0, cxIdleTimeout: 0 };
+      this.listeners.set(name, s);
+    }
+    return s;
+  }
+
   downstreamCxActive = 0;
   downstreamCxTotal = 0;
   downstreamRqActive = 0;
@@ -65,6 +87,16 @@ export class ProxyStats {
       ['weft_upstream_rq_timeout_total', 'counter', 'Upstream requests that hit the route timeout.', 'upstreamRqTimeout'],
       ['weft_upstream_rq_pending_overflow_total', 'counter', 'Requests refused by the circuit breaker.', 'upstreamRqOverflow'],
     ];
+    const lnames = [...this.listeners.keys()].sort();
+    const lper: [string, string, keyof ListenerStats][] = [
+      ['weft_listener_cx_overflow_total', 'Connections refused at the listener connection limit.', 'cxOverflow'],
+      ['weft_listener_tcp_upstream_fail_total', 'TCP proxy connections closed because no upstream could be reached.', 'tcpUpstreamFail'],
+      ['weft_listener_cx_idle_timeout_total', 'Downstream connections closed by an idle timeout.', 'cxIdleTimeout'],
+    ];
+    for (const [metric, help, field] of lper) {
+      out.push(`# HELP ${metric} ${help}`, `# TYPE ${metric} counter`);
+      for (const l of lnames) out.push(`${metric}{listener="${escapeLabel(l)}"} ${this.listeners.get(l)![field]}`);
+    }
     const names = [...this.clusters.keys()].sort();
     for (const [metric, type, help, field] of per) {
       out.push(`# HELP ${metric} ${help}`, `# TYPE ${metric} ${type}`);
@@ -84,6 +116,11 @@ export class ProxyStats {
       out.push(`cluster.${c}.upstream_rq_active: ${s.upstreamRqActive}`);
       out.push(`cluster.${c}.upstream_rq_timeout: ${s.upstreamRqTimeout}`);
       out.push(`cluster.${c}.upstream_rq_pending_overflow: ${s.upstreamRqOverflow}`);
+    }
+    for (const [l, s] of [...this.listeners].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      out.push(`listener.${l}.downstream_cx_overflow: ${s.cxOverflow}`);
+      out.push(`listener.${l}.tcp_upstream_fail: ${s.tcpUpstreamFail}`);
+      out.push(`listener.${l}.downstream_cx_idle_timeout: ${s.cxIdleTimeout}`);
     }
     out.push(`http.downstream_cx_active: ${this.downstreamCxActive}`);
     out.push(`http.downstream_cx_total: ${this.downstreamCxTotal}`);

@@ -81,7 +81,7 @@ interface Control {
 /** Starts `weft control` and resolves on its ready line. */
 function startControl(dataDir: string, extra: readonly string[] = []): Promise<Control> {
   return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, [CLI, 'control', '--data-dir', dataDir, '--api-addr', '127.0.0.1:0', '--log-level', 'warn', ...extra], {
+    const proc = spawn(process.execPath, [CLI, 'control', '--data-dir', dataDir, '--api-addr', '127.0.0.1:0', '--xds-addr', '127.0.0.1:0', '--log-level', 'warn', ...extra], {
       cwd: ROOT,
       env: childEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -91,7 +91,7 @@ function startControl(dataDir: string, extra: readonly string[] = []): Promise<C
     proc.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     const rl = createInterface({ input: proc.stdout });
     rl.on('line', (line) => {
-      const m = /^weft control ready: api=(\S+) data=(\S+)$/.exec(line);
+      const m = /^weft control ready: api=(\S+)(?: xds=\S+)? data=(\S+)$/.exec(line);
       if (m) resolvePromise({ proc, apiUrl: m[1]!, stderr: () => stderr });
     });
     proc.on('exit', (code, signal) => {
@@ -390,7 +390,7 @@ describe('against a running control plane', () => {
 
   test('a second control plane on a taken address fails with one line', async () => {
     const port = new URL(cp.apiUrl).port;
-    const proc = spawn(process.execPath, [CLI, 'control', '--data-dir', join(tmp, 'data2'), '--api-addr', `127.0.0.1:${port}`, '--log-level', 'silent'], { cwd: ROOT, env: childEnv() });
+    const proc = spawn(process.execPath, [CLI, 'control', '--data-dir', join(tmp, 'data2'), '--api-addr', `127.0.0.1:${port}`, '--xds-addr', '127.0.0.1:0', '--log-level', 'silent'], { cwd: ROOT, env: childEnv() });
     started.add(proc);
     let stderr = '';
     proc.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));

@@ -6,15 +6,17 @@ import { dataDirOf, defaultDataDir, globalOptions } from '../context.js';
 interface ControlOptions {
   apiAddr: string;
   xdsAddr: string;
+  xdsInsecurePublic?: boolean;
   logLevel?: string;
 }
 
 export function registerControl(program: Command): void {
   program
     .command('control')
-    .description('run the control plane (store, HTTP API) on this machine')
+    .description('run the control plane (store, HTTP API, xDS server) on this machine')
     .option('--api-addr <host:port>', 'HTTP API address (port 0 picks a free one)', '127.0.0.1:15020')
-    .option('--xds-addr <host:port>', 'xDS (gRPC) address', '127.0.0.1:15010')
+    .option('--xds-addr <host:port>', 'xDS (gRPC, plaintext) address; loopback only unless --xds-insecure-public (port 0 picks a free one)', '127.0.0.1:15010')
+    .option('--xds-insecure-public', 'allow a non-loopback --xds-addr although xDS is not authenticated yet (trusted networks only)')
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent (default: WEFT_LOG_LEVEL or info)')
     .addHelpText('after', '\nThe data directory is --data-dir, else WEFT_DATA_DIR, else ~/.weft.')
     .action(async (opts: ControlOptions, cmd: Command) => {
@@ -26,13 +28,12 @@ export function registerControl(program: Command): void {
       parseHostPort(opts.apiAddr);
       parseHostPort(opts.xdsAddr);
       const logLevel = opts.logLevel ?? process.env.WEFT_LOG_LEVEL ?? (g.verbose ? 'debug' : 'info');
-      const cp = await startControlPlane({ dataDir, apiAddr: opts.apiAddr, logLevel });
+      const cp = await startControlPlane({ dataDir, apiAddr: opts.apiAddr, xdsAddr: opts.xdsAddr, xdsInsecurePublic: opts.xdsInsecurePublic === true, logLevel });
       handleSignals(cp);
-      if (cmd.getOptionValueSource('xdsAddr') === 'cli') {
-        // The xDS server is not part of the control plane yet; say so rather than pretend.
-        process.stderr.write(`warning: --xds-addr ${opts.xdsAddr} is accepted but not served yet: this control plane has no xDS server\n`);
+      if (opts.xdsInsecurePublic) {
+        process.stderr.write(`warning: xDS on ${cp.xdsAddress} is plaintext and unauthenticated: anyone who reaches it can read the mesh configuration and register workloads\n`);
       }
-      process.stdout.write(`weft control ready: api=${cp.apiUrl} data=${dataDir}\n`);
+      process.stdout.write(`weft control ready: api=${cp.apiUrl} xds=${cp.xdsAddress} data=${dataDir}\n`);
     });
 }
 

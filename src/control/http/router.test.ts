@@ -69,3 +69,20 @@ test('unknown paths, kinds and versions are WEFT_ERR_NOT_FOUND', () => {
     assert.throws(() => route(url), (e) => isWeftError(e, 'WEFT_ERR_NOT_FOUND'), url);
   }
 });
+
+test('xDS client paths: node ids are percent-decoded once, and still cannot name another path', () => {
+  const id = 'sidecar~127.0.0.1~catalog-1.default~default.svc.cluster.local';
+  assert.deepEqual(route(`/xds/clients/${id}/config`), { type: 'xds-client-config', nodeId: id });
+  assert.deepEqual(route(`/xds/clients/${encodeURIComponent('web~[::1]:80')}/config?type=clusters`), { type: 'xds-client-config', nodeId: 'web~[::1]:80' });
+  assert.deepEqual(route('/xds/clients'), { type: 'xds-clients' });
+  assert.deepEqual(route('/metrics'), { type: 'metrics' });
+  for (const url of ['/xds/clients/%2e%2e/config', '/xds/clients/a%2Fb/config', '/xds/clients/a%5Cb/config', '/xds/clients/%00/config', '/xds/clients/%ff/config', '/xds/clients/a:b/config', '/xds/clients/%2e/config']) {
+    assert.throws(() => route(url), (e) => isWeftError(e, 'WEFT_ERR_BAD_REQUEST'), url);
+  }
+  // Only that one segment is lenient.
+  assert.throws(() => route('/apis/weft.dev/v1alpha1/namespaces/default/services/a~b'), (e) => isWeftError(e, 'WEFT_ERR_BAD_REQUEST'));
+  assert.throws(() => route('/xds/clients%7E/x/config'), (e) => isWeftError(e, 'WEFT_ERR_BAD_REQUEST'));
+  for (const url of ['/xds', '/xds/clients/a', '/xds/clients/a/dump', '/xds/clients/a/config/x', '/metrics/x']) {
+    assert.throws(() => route(url), (e) => isWeftError(e, 'WEFT_ERR_NOT_FOUND'), url);
+  }
+});

@@ -8,12 +8,20 @@ export type Route =
   | { type: 'version' }
   | { type: 'discovery' }
   | { type: 'apply' }
+  | { type: 'metrics' }
+  /** Connected xDS clients. */
+  | { type: 'xds-clients' }
+  /** What was last sent to one xDS client; `nodeId` is decoded and checked. */
+  | { type: 'xds-client-config'; nodeId: string }
   /** A collection: every namespace when `namespace` is undefined (or the kind is cluster-scoped). */
   | { type: 'collection'; kind: KindDescriptor; namespace: string | undefined }
   /** One object. `namespace` is '' for cluster-scoped kinds, as in ResourceKey. */
   | { type: 'object'; kind: KindDescriptor; namespace: string; name: string };
 
 const SEGMENT = /^[A-Za-z0-9._-]+$/;
+/** RFC 3986 unreserved characters and percent-escapes: an encoded xDS node id. */
+const ENCODED_SEGMENT = /^(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})+$/;
+const MAX_NODE_ID = 512;
 
 /**
  * Splits the raw request target into path segments and query, refusing anything a
@@ -21,6 +29,13 @@ const SEGMENT = /^[A-Za-z0-9._-]+$/;
  * (`//`, trailing `/`), percent-encoding (`%2F`) and characters outside
  * `[A-Za-z0-9._-]`. Done on the raw text, before any decoding, so what is checked
  * is what is routed.
+ *
+ * One exception: the node id in `/xds/clients/{nodeId}/...`. Node ids are chosen
+ * by xDS clients (`sidecar~10.0.0.1~catalog-1.default~default.svc.cluster.local`,
+ * `catalog.default~x1`, ids with `:`), so that one segment may also carry `~` and
+ * percent-escapes. It is decoded here, once, and the decoded id is refused if it
+ * is `.`/`..`, contains `/`, a backslash or control characters, or is not UTF-8: it can
+ * name a node, never a different path.
  */
 export function splitTarget(rawUrl: string): { segments: string[]; query: URLSearchParams } {
   const q = rawUrl.indexOf('?');
@@ -29,12 +44,31 @@ export function splitTarget(rawUrl: string): { segments: string[]; query: URLSea
   if (!path.startsWith('/')) throw bad('the request path must start with "/"');
   if (path === '/') return { segments: [], query };
   const segments = path.slice(1).split('/');
-  for (const s of segments) {
+  for (const [i, s] of segments.entries()) {
     if (s === '') throw bad('the request path has an empty segment');
     if (s === '.' || s === '..') throw bad('the request path may not contain "." or ".." segments');
+    if (i === 2 && segments[0] === 'xds' && segments[1] === 'clients') {
+      segments[i] = decodeNodeId(s);
+      continue;
+    }
     if (!SEGMENT.test(s)) throw bad(`path segment "${truncate(s)}" has characters outside [A-Za-z0-9._-]`);
   }
   return { segments, query };
+}
+
+function decodeNodeId(raw: string): string {
+  if (!ENCODED_SEGMENT.test(raw)) throw bad(`node id "${truncate(raw)}" must be percent-encoded (unreserved characters and %XX only)`);
+  let id: string;
+  try {
+    // decodeURIComponent refuses malformed escapes and invalid UTF-8.
+    id = decodeURIComponent(raw);
+  } catch {
+    throw bad(`node id "${truncate(raw)}" is not valid percent-encoded UTF-8`);
+  }
+  // eslint-disable-next-line no-control-regex
+  if (id === '.' || id === '..' || /[/\\\u0000-\u001f\u007f]/.test(id)) throw bad(`node id "${truncate(raw)}" may not be "." or "..", or contain "/", "\\" or control characters`);
+  if (id.length > MAX_NODE_ID) throw bad(`node id is longer than ${MAX_NODE_ID} characters`);
+  return id;
 }
 
 /** Maps checked segments to a route; unknown paths and kinds are WEFT_ERR_NOT_FOUND (404). */
@@ -44,6 +78,13 @@ export function resolveRoute(segments: readonly string[], registry: KindRegistry
   if (segments.length === 1 && first === 'version') return { type: 'version' };
   if (segments.length === 1 && first === 'apply') return { type: 'apply' };
   if (segments.length === 1 && first === 'apis') return { type: 'discovery' };
+  if (segments.length === 1 && first === 'metrics') return { type: 'metrics' };
+  if (first === 'xds' && group === 'clients') {
+    // /xds/clients, /xds/clients/{nodeId}/config
+    if (segments.length === 2) return { type: 'xds-clients' };
+    if (segments.length === 4 && rest[0] === 'config') return { type: 'xds-client-config', nodeId: version! };
+    throw notFound(segments);
+  }
   if (first !== 'apis' || group === undefined || version === undefined || rest.length === 0) throw notFound(segments);
 
   // /apis/{g}/{v}/namespaces/{ns}/{plural}[/{name}]

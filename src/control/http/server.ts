@@ -8,16 +8,20 @@ import type { ConfigStore } from '../../store/types.js';
 import { applyDocuments } from './apply.js';
 import { createAuthorizer } from './auth.js';
 import { MAX_BODY_BYTES } from './body.js';
+import { createControlMetrics } from './metrics.js';
 import type { ApiContext, ApiRequest } from './context.js';
 import { sendError, sendJson } from './errors.js';
 import { createObject, deleteObject, getObject, listObjects, replaceObject } from './resources.js';
 import { resolveRoute, splitTarget } from './router.js';
 import { watchObjects, WatchRegistry, type WatchOptions } from './watch.js';
+import { xdsClientConfig, xdsClients, type XdsStatusSource } from './xds.js';
 
 export interface ApiServerOptions {
   store: ConfigStore;
   adminToken: string;
   log: Logger;
+  /** The ADS server, for `/xds/clients` and the xDS metrics; without it those answer 503. */
+  xds?: XdsStatusSource;
   registry?: KindRegistry;
   /** Reported by GET /version; defaults to the package's version. */
   version?: string;
@@ -69,6 +73,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 30_000,
     maxBufferedBytes: opts.maxWatchBufferBytes ?? 16 * 1024 * 1024,
   };
+  const metrics = createControlMetrics({ store: opts.store, ...(opts.xds ? { xds: opts.xds } : {}) });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
@@ -91,6 +96,21 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       case 'discovery':
         allow(res, method, ['GET', 'HEAD']);
         sendJson(res, 200, discovery(ctx.registry));
+        return;
+      case 'metrics': {
+        allow(res, method, ['GET', 'HEAD']);
+        const text = await metrics.metrics();
+        res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+        res.end(text);
+        return;
+      }
+      case 'xds-clients':
+        allow(res, method, ['GET', 'HEAD']);
+        xdsClients(opts.xds, res);
+        return;
+      case 'xds-client-config':
+        allow(res, method, ['GET', 'HEAD']);
+        xdsClientConfig(opts.xds, res, route.nodeId, query);
         return;
       case 'apply':
         allow(res, method, ['POST']);

@@ -1,8 +1,9 @@
 /** Cluster → ClusterConfig. */
 import { compileLoadAssignment } from './compile-endpoints.js';
-import { arr, durationMs, enumStr, fail, isObject, num, obj, optObj, str, typedConfig } from './proto-values.js';
+import { arr, durationMs, enumStr, fail, num, obj, optObj, str, typedConfig } from './proto-values.js';
 import type { ClusterConfig, LbPolicy } from './types.js';
 
+const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const LB_POLICIES: readonly LbPolicy[] = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'];
 
 export function compileCluster(v: unknown, path = ''): ClusterConfig {
@@ -28,14 +29,19 @@ export function compileCluster(v: unknown, path = ''): ClusterConfig {
     const t = ts.typed_config === undefined ? undefined : typedConfig(ts.typed_config, at('transport_socket.typed_config')).type;
     if (t !== 'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer') fail(at('transport_socket'), 'upstream TLS is not supported yet');
   }
-  if (c.http2_protocol_options !== undefined) fail(at('http2_protocol_options'), 'HTTP/2 upstreams are not supported yet');
+  let protocol: 'http1' | 'http2' = c.http2_protocol_options !== undefined ? 'http2' : 'http1';
   const tepo = optObj(c.typed_extension_protocol_options, at('typed_extension_protocol_options'));
   for (const [k, val] of Object.entries(tepo ?? {})) {
-    const opts = isObject(val) ? val : {};
-    const explicit = optObj(opts.explicit_http_config, `typed_extension_protocol_options.${k}.explicit_http_config`);
-    if (explicit?.http2_protocol_options !== undefined || opts.use_downstream_protocol_config !== undefined || opts.auto_config !== undefined) {
-      fail(at(`typed_extension_protocol_options.${k}`), 'only HTTP/1.1 upstreams are supported yet');
+    const kp = at(`typed_extension_protocol_options.${k}`);
+    if (k !== HTTP_PROTOCOL_OPTIONS) continue; // other extensions' options do not concern us
+    const opts = obj(val, kp);
+    if (opts.use_downstream_protocol_config !== undefined || opts.auto_config !== undefined) {
+      fail(kp, 'only explicit_http_config is supported (use_downstream_protocol_config and auto_config are not)');
     }
+    const explicit = optObj(opts.explicit_http_config, `${kp}.explicit_http_config`);
+    if (explicit?.http3_protocol_options !== undefined) fail(`${kp}.explicit_http_config.http3_protocol_options`, 'HTTP/3 upstreams are not supported');
+    if (explicit?.http2_protocol_options !== undefined) protocol = 'http2';
+    else if (explicit?.http_protocol_options !== undefined) protocol = 'http1';
   }
   const ring = obj(c.ring_hash_lb_config ?? {}, at('ring_hash_lb_config'));
   const minRingSize = num(ring.minimum_ring_size, at('ring_hash_lb_config.minimum_ring_size'), 1024);
@@ -70,6 +76,7 @@ export function compileCluster(v: unknown, path = ''): ClusterConfig {
     leastRequestChoices,
     maxConnections,
     maxRequests,
+    protocol,
     loadAssignment: kind === 'STATIC' ? loadAssignment : undefined,
   });
 }

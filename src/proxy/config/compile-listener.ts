@@ -1,14 +1,16 @@
-/** Listener (+ HttpConnectionManager) → CompiledListener. */
+/** Listener (+ HttpConnectionManager | TcpProxy, optionally behind ConnectionLimit) → CompiledListener. */
 import { compileRouteConfig } from './compile-route.js';
-import { arr, bool, durationMs, enumStr, fail, obj, socketAddress, str, typedConfig } from './proto-values.js';
-import type { CompiledListener, HttpConnectionManagerConfig, ProtoJson } from './types.js';
+import { arr, bool, durationMs, enumStr, fail, num, obj, socketAddress, str, typedConfig } from './proto-values.js';
+import type { CompiledListener, HttpConnectionManagerConfig, ProtoJson, TcpProxyConfig } from './types.js';
 
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+const CONNECTION_LIMIT_TYPE = 'envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit';
 const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 
 function compileHcm(fields: ProtoJson, path: string): HttpConnectionManagerConfig {
   const codec = enumStr(fields.codec_type, `${path}.codec_type`, ['AUTO', 'HTTP1', 'HTTP2', 'HTTP3'], 'AUTO');
-  if (codec === 'HTTP2' || codec === 'HTTP3') fail(`${path}.codec_type`, `${codec} listeners are not supported yet (HTTP/1.1 only)`);
+  if (codec === 'HTTP3') fail(`${path}.codec_type`, 'HTTP/3 listeners are not supported');
   const filters = arr(fields.http_filters, `${path}.http_filters`);
   filters.forEach((f, i) => {
     const fp = `${path}.http_filters[${i}]`;
@@ -39,8 +41,24 @@ function compileHcm(fields: ProtoJson, path: string): HttpConnectionManagerConfi
     fail(path, 'needs route_config or rds (scoped routes are not supported)');
   }
   const cho = obj(fields.common_http_protocol_options ?? {}, `${path}.common_http_protocol_options`);
+  const maxKb = num(fields.max_request_headers_kb, `${path}.max_request_headers_kb`, 60);
+  if (!Number.isInteger(maxKb) || maxKb < 1 || maxKb > 8192) fail(`${path}.max_request_headers_kb`, 'must be an integer in [1, 8192]');
+  const maxHeadersCount = num(cho.max_headers_count, `${path}.common_http_protocol_options.max_headers_count`, 100);
+  if (!Number.isInteger(maxHeadersCount) || maxHeadersCount < 1) fail(`${path}.common_http_protocol_options.max_headers_count`, 'must be an integer ≥ 1');
+  // Weft passes WebSocket upgrades through when the HCM says nothing (the control plane
+  // does not emit upgrade_configs yet); an explicit list is honoured as Envoy does.
+  const upgradeTypes = new Set<string>(fields.upgrade_configs === undefined ? ['websocket'] : []);
+  arr(fields.upgrade_configs, `${path}.upgrade_configs`).forEach((u, i) => {
+    const up = `${path}.upgrade_configs[${i}]`;
+    const o = obj(u, up);
+    const type = str(o.upgrade_type, `${up}.upgrade_type`).toLowerCase();
+    if (arr(o.filters, `${up}.filters`).length > 0) fail(`${up}.filters`, 'upgrade filter chains are not supported');
+    if (type === 'connect') fail(`${up}.upgrade_type`, 'CONNECT is not supported');
+    if (bool(o.enabled, `${up}.enabled`, true)) upgradeTypes.add(type);
+  });
   return Object.freeze({
     statPrefix: fields.stat_prefix === undefined ? '' : str(fields.stat_prefix, `${path}.stat_prefix`),
+    codec: codec as 'AUTO' | 'HTTP1' | 'HTTP2',
     routeConfig,
     rdsName,
     stripAnyHostPort: bool(fields.strip_any_host_port, `${path}.strip_any_host_port`),
@@ -48,6 +66,39 @@ function compileHcm(fields: ProtoJson, path: string): HttpConnectionManagerConfi
     requestTimeoutMs: durationMs(fields.request_timeout, `${path}.request_timeout`, 0),
     requestHeadersTimeoutMs: durationMs(fields.request_headers_timeout, `${path}.request_headers_timeout`, 0),
     idleTimeoutMs: durationMs(cho.idle_timeout, `${path}.common_http_protocol_options.idle_timeout`, 3_600_000),
+    maxRequestHeadersBytes: maxKb * 1024,
+    maxHeadersCount,
+    upgradeTypes,
+  });
+}
+
+function compileTcpProxy(fields: ProtoJson, path: string): TcpProxyConfig {
+  for (const k of ['tunneling_config', 'on_demand', 'metadata_match', 'hash_policy']) {
+    if (fields[k] !== undefined) fail(`${path}.${k}`, 'not supported');
+  }
+  let cluster: string | undefined; let weighted: TcpProxyConfig['weighted'];
+  if (fields.cluster !== undefined && fields.cluster !== '') {
+    cluster = str(fields.cluster, `${path}.cluster`);
+  } else if (fields.weighted_clusters !== undefined) {
+    const wp = `${path}.weighted_clusters`;
+    const clusters = arr(obj(fields.weighted_clusters, wp).clusters, `${wp}.clusters`).map((c, i) => {
+      const o = obj(c, `${wp}.clusters[${i}]`);
+      const weight = num(o.weight, `${wp}.clusters[${i}].weight`, 0);
+      if (!Number.isInteger(weight) || weight < 0) fail(`${wp}.clusters[${i}].weight`, 'must be a non-negative integer');
+      if (o.metadata_match !== undefined) fail(`${wp}.clusters[${i}].metadata_match`, 'not supported');
+      return Object.freeze({ name: str(o.name, `${wp}.clusters[${i}].name`), weight });
+    }).filter((c) => c.weight > 0);
+    const total = clusters.reduce((a, c) => a + c.weight, 0);
+    if (total === 0) fail(`${wp}.clusters`, 'needs a cluster with a positive weight');
+    weighted = Object.freeze({ clusters, total });
+  } else {
+    fail(path, 'needs cluster or weighted_clusters');
+  }
+  return Object.freeze({
+    statPrefix: fields.stat_prefix === undefined ? '' : str(fields.stat_prefix, `${path}.stat_prefix`),
+    cluster,
+    weighted,
+    idleTimeoutMs: durationMs(fields.idle_timeout, `${path}.idle_timeout`, 3_600_000),
   });
 }
 
@@ -69,10 +120,27 @@ export function compileListener(v: unknown, path = ''): CompiledListener | undef
   const match = obj(chain.filter_chain_match ?? {}, `${chainPath}.filter_chain_match`);
   if (Object.keys(match).length > 0) fail(`${chainPath}.filter_chain_match`, 'filter chain matching is not supported yet');
   const filters = arr(chain.filters, `${chainPath}.filters`);
-  if (filters.length !== 1) fail(`${chainPath}.filters`, 'exactly one network filter (the HTTP connection manager) is supported');
-  const fp = `${chainPath}.filters[0]`;
-  const f = obj(filters[0], fp);
-  const { type, fields } = typedConfig(f.typed_config, `${fp}.typed_config`);
-  if (type !== HCM_TYPE) fail(`${fp}.typed_config`, `network filter ${type} is not supported (only ${HCM_TYPE})`);
-  return Object.freeze({ name, host, port, hcm: compileHcm(fields, `${fp}.typed_config`) });
+  let maxConnections: number | undefined;
+  let hcm: HttpConnectionManagerConfig | undefined;
+  let tcp: TcpProxyConfig | undefined;
+  filters.forEach((f, i) => {
+    const fp = `${chainPath}.filters[${i}]`;
+    const { type, fields } = typedConfig(obj(f, fp).typed_config, `${fp}.typed_config`);
+    const last = i === filters.length - 1;
+    if (type === CONNECTION_LIMIT_TYPE && !last && i === 0) {
+      const mp = `${fp}.typed_config.max_connections`;
+      maxConnections = num(fields.max_connections, mp, 0);
+      if (!Number.isInteger(maxConnections) || maxConnections < 1) fail(mp, 'must be an integer ≥ 1');
+      if (durationMs(fields.delay, `${fp}.typed_config.delay`, 0) > 0) fail(`${fp}.typed_config.delay`, 'a delay before closing is not supported');
+      if (fields.runtime_enabled !== undefined) fail(`${fp}.typed_config.runtime_enabled`, 'runtime flags are not supported');
+    } else if (type === HCM_TYPE && last) {
+      hcm = compileHcm(fields, `${fp}.typed_config`);
+    } else if (type === TCP_PROXY_TYPE && last) {
+      tcp = compileTcpProxy(fields, `${fp}.typed_config`);
+    } else {
+      fail(`${fp}.typed_config`, `network filter ${type} is not supported here (supported: an optional ConnectionLimit, then ${HCM_TYPE} or ${TCP_PROXY_TYPE} last)`);
+    }
+  });
+  if (hcm === undefined && tcp === undefined) fail(`${chainPath}.filters`, 'needs a terminal network filter (HTTP connection manager or TCP proxy)');
+  return Object.freeze({ name, host, port, hcm, tcp, maxConnections });
 }

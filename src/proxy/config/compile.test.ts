@@ -88,7 +88,7 @@ describe('listeners', () => {
   test('an HCM listener with RDS compiles', () => {
     const c = compileListener(l(hcm()))!;
     assert.equal(c.port, 15001);
-    assert.equal(c.hcm.rdsName, 'r');
+    assert.equal(c.hcm?.rdsName, 'r');
   });
 
   test('api_listener (proxyless gRPC) is skipped, not bound', () => {
@@ -103,8 +103,26 @@ describe('listeners', () => {
     refuses(() => compileListener(l(hcm({ http_filters: [router, { ...fault, is_optional: true }] }))), /router filter must be the last/);
   });
 
-  test('tcp_proxy and TLS filter chains are refused', () => {
-    refuses(() => compileListener(l({ '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', cluster: 'c' })), /TcpProxy is not supported/);
+  test('tcp_proxy filter chains compile; its unsupported fields and other network filters are refused', () => {
+    const tcp = compileListener(l({ '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 't', cluster: 'c', idle_timeout: '2s' }));
+    assert.equal(tcp?.tcp?.cluster, 'c');
+    assert.equal(tcp?.tcp?.idleTimeoutMs, 2000);
+    assert.equal(tcp?.hcm, undefined);
+    const w = compileListener(l({ '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', weighted_clusters: { clusters: [{ name: 'a', weight: 1 }, { name: 'b', weight: 0 }] } }));
+    assert.deepEqual(w?.tcp?.weighted, { clusters: [{ name: 'a', weight: 1 }], total: 1 });
+    refuses(() => compileListener(l({ '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', cluster: 'c', tunneling_config: {} })), /tunneling_config: not supported/);
+    refuses(() => compileListener(l({ '@type': 'type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy' })), /RedisProxy is not supported/);
+  });
+
+  test('HCM limits, upgrade configs and codec', () => {
+    const c = compileListener(l(hcm({ max_request_headers_kb: 8, common_http_protocol_options: { max_headers_count: 20 }, codec_type: 'HTTP2' })));
+    assert.equal(c?.hcm?.maxRequestHeadersBytes, 8192);
+    assert.equal(c?.hcm?.maxHeadersCount, 20);
+    assert.equal(c?.hcm?.codec, 'HTTP2');
+    assert.deepEqual([...c!.hcm!.upgradeTypes], ['websocket']);
+    const none = compileListener(l(hcm({ upgrade_configs: [{ upgrade_type: 'websocket', enabled: false }] })));
+    assert.equal(none?.hcm?.upgradeTypes.size, 0);
+    refuses(() => compileListener(l(hcm({ codec_type: 'HTTP3' }))), /HTTP\/3 listeners are not supported/);
   });
 });
 

@@ -168,7 +168,7 @@ export class ConfigState {
     const out = new Set<string>();
     for (const e of this.tables.listener.values()) {
       const l = e.compiled as CompiledListener | undefined;
-      if (l?.hcm.rdsName !== undefined) out.add(l.hcm.rdsName);
+      if (l?.hcm?.rdsName !== undefined) out.add(l.hcm.rdsName);
     }
     return out;
   }

@@ -142,6 +142,8 @@ export interface CompiledRouteConfig {
 
 export interface HttpConnectionManagerConfig {
   readonly statPrefix: string;
+  /** AUTO and HTTP2 sniff the HTTP/2 preface (h2c prior knowledge) on each connection; HTTP1 does not. */
+  readonly codec: 'AUTO' | 'HTTP1' | 'HTTP2';
   /** Inline route config, or the RDS name to look up in the snapshot. */
   readonly routeConfig?: CompiledRouteConfig;
   readonly rdsName?: string;
@@ -151,13 +153,32 @@ export interface HttpConnectionManagerConfig {
   readonly requestTimeoutMs: number;
   readonly requestHeadersTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** max_request_headers_kb, in bytes (Envoy's default 60 KiB). */
+  readonly maxRequestHeadersBytes: number;
+  /** common_http_protocol_options.max_headers_count (Envoy's default 100). */
+  readonly maxHeadersCount: number;
+  /** HTTP Upgrade types (lower-case) passed through, from upgrade_configs. */
+  readonly upgradeTypes: ReadonlySet<string>;
+}
+
+export interface TcpProxyConfig {
+  readonly statPrefix: string;
+  /** Exactly one of cluster / weighted is set. */
+  readonly cluster?: string;
+  readonly weighted?: { readonly clusters: readonly { readonly name: string; readonly weight: number }[]; readonly total: number };
+  /** Closes the connection after this long without bytes either way; 0 disables. Envoy's default 1 h. */
+  readonly idleTimeoutMs: number;
 }
 
 export interface CompiledListener {
   readonly name: string;
   readonly host: string;
   readonly port: number;
-  readonly hcm: HttpConnectionManagerConfig;
+  /** Exactly one of hcm / tcp is set. */
+  readonly hcm?: HttpConnectionManagerConfig;
+  readonly tcp?: TcpProxyConfig;
+  /** envoy.filters.network.connection_limit max_connections (undefined: no limit). */
+  readonly maxConnections?: number;
 }
 
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
@@ -175,6 +196,8 @@ export interface ClusterConfig {
   /** Circuit breaker thresholds (default priority). */
   readonly maxConnections: number;
   readonly maxRequests: number;
+  /** Upstream HTTP protocol (HttpProtocolOptions explicit_http_config, or the deprecated http2_protocol_options). */
+  readonly protocol: 'http1' | 'http2';
   /** Load assignment given inline (STATIC clusters). */
   readonly loadAssignment?: EndpointAssignment;
 }

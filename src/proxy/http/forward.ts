@@ -3,13 +3,22 @@
  * capture the snapshot → pick the virtual host and route → (direct response |
  * redirect | forward: cluster → load balancer → pool → upstream, streaming both
  * ways). Every failure goes through local-reply.ts.
+ *
+ * The downstream is node:http (HTTP/1.1) or node:http2's compatibility API (h2c);
+ * both arrive here as IncomingMessage/ServerResponse (the h2 objects are close
+ * enough; the few differences are handled where they matter: `:authority`, no
+ * status message, trailers-only gRPC replies). The upstream is HTTP/1.1 over the
+ * cluster's keep-alive Agent, or one multiplexed HTTP/2 session per endpoint when
+ * the cluster says so. Trailers are forwarded both ways (gRPC's grpc-status lives
+ * there).
  */
 import { randomUUID } from 'node:crypto';
-import { request as httpRequest, type IncomingMessage, type ServerResponse, type ClientRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type ServerResponse, type OutgoingHttpHeaders } from 'node:http';
+import { constants as h2constants, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { CompiledRoute, CompiledRouteConfig, CompiledVirtualHost, ForwardAction, HashPolicy, HeaderMutation, RedirectAction, WeightedCluster } from '../config/types.js';
 import type { Snapshot } from '../config/state.js';
-import { sendLocalReply, type ResponseFlag } from '../local-reply.js';
+import { isGrpcRequest, sendLocalReply, sendRawLocalReply, type ResponseFlag } from '../local-reply.js';
 import { applyMutations } from '../router/header-mutation.js';
 import { matchRoute, selectVirtualHost, type RequestView } from '../router/route-table.js';
 import type { ProxyStats } from '../stats.js';
@@ -54,7 +63,8 @@ interface Target {
 /** Origin-form (`/items?x`) or absolute-form (`http://catalog.default/items`, explicit proxy mode). */
 function parseTarget(req: IncomingMessage): Target | undefined {
   const url = req.url ?? '/';
-  let hostHeader = req.headers.host ?? '';
+  const authority = req.headers[':authority'];
+  let hostHeader = (typeof authority === 'string' ? authority : undefined) ?? req.headers.host ?? '';
   let rest = url;
   if (url.charCodeAt(0) !== 47 /* / */) {
     const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(url);
@@ -168,12 +178,91 @@ function redirectLocation(a: RedirectAction, route: CompiledRoute, t: Target, re
   return `${scheme}://${host}${port === undefined || port === '' || defaultPort ? '' : `:${port}`}${path}${query === '' ? '' : `?${query}`}`;
 }
 
+/** grpc-timeout (`1S`, `250m`, …) in ms, or undefined. */
+function grpcTimeoutMs(v: string | string[] | undefined): number | undefined {
+  if (typeof v !== 'string') return undefined;
+  const m = /^(\d{1,8})([HMSmun])$/.exec(v);
+  if (m === null) return undefined;
+  const n = Number(m[1]);
+  const per: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+  return Math.max(1, Math.ceil(n * per[m[2]!]!));
+}
+
+/** An h2 header block (object, arrays for repeats) as a flat raw list without pseudo-headers. */
+function h2ToRaw(h: H2Headers): string[] {
+  const out: string[] = [];
+  for (const k of Object.keys(h)) {
+    if (k.charCodeAt(0) === 58) continue;
+    const v = h[k];
+    if (Array.isArray(v)) for (const x of v) out.push(k, x);
+    else if (v !== undefined) out.push(k, String(v));
+  }
+  return out;
+}
+
+function rawToObject(raw: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    out[k] = out[k] === undefined ? raw[i + 1]! : `${out[k]}, ${raw[i + 1]!}`;
+  }
+  return out;
+}
+
+type Resolution =
+  | { readonly ok: false; readonly flag: ResponseFlag }
+  | { readonly ok: true; readonly t: Target; readonly rc: CompiledRouteConfig; readonly vh: CompiledVirtualHost; readonly route: CompiledRoute; readonly upgradeTypes: ReadonlySet<string> };
+
+/** Listener → route config → virtual host → route, on the snapshot the request captured. */
+function resolveRoute(snap: Snapshot, listenerName: string, listenerPort: number, req: IncomingMessage, t: Target | undefined): Resolution {
+  const listener = snap.listeners.get(listenerName);
+  const hcm = listener?.hcm;
+  const rc = hcm === undefined ? undefined : hcm.routeConfig ?? (hcm.rdsName === undefined ? undefined : snap.routes.get(hcm.rdsName));
+  if (t === undefined || hcm === undefined || rc === undefined) return { ok: false, flag: 'NR' };
+  const vh = selectVirtualHost(rc, hcm, t.authority, listenerPort);
+  if (vh === undefined) return { ok: false, flag: 'NR' };
+  const view: RequestView = { authority: t.authority, path: t.path, query: t.query, headers: req.headers };
+  const route = matchRoute(vh, view);
+  if (route === undefined) return { ok: false, flag: 'NR' };
+  return { ok: true, t, rc, vh, route, upgradeTypes: hcm.upgradeTypes };
+}
+
+/** Upstream request headers (raw list) for a forwarded request. */
+function upstreamHeaders(req: IncomingMessage, t: Target, a: ForwardAction, rid: string, mutations: (HeaderMutation | undefined)[]): string[] {
+  const headers = filterRawHeaders(req.rawHeaders, connectionTokens(req.headers.connection), SKIP_REQUEST);
+  headers.push('host', a.hostRewrite ?? t.hostHeader);
+  const xff = req.headers['x-forwarded-for'];
+  const remote = req.socket.remoteAddress ?? '';
+  headers.push('x-forwarded-for', xff === undefined || xff === '' ? remote : `${xff}, ${remote}`);
+  if (req.headers['x-forwarded-proto'] === undefined) headers.push('x-forwarded-proto', 'http');
+  if (req.headers['x-request-id'] !== rid) headers.push('x-request-id', rid);
+  return applyMutations(headers, mutations);
+}
+
+interface Picked { cluster: ClusterRuntime; host: ClusterHost; wc: WeightedCluster | undefined }
+
+/** Cluster and host for a forward action, or the flag that says why there is none. Counts overflow. */
+function pickUpstream(snap: Snapshot, a: ForwardAction, req: IncomingMessage, t: Target): Picked | { flag: ResponseFlag; status?: number; cluster?: ClusterRuntime } {
+  const wc = a.weighted === undefined ? undefined : pickWeighted(a.weighted.clusters, a.weighted.total);
+  const c = snap.clusters.get(wc?.name ?? a.cluster!);
+  if (c === undefined) return { flag: 'NC', status: a.clusterNotFoundStatus };
+  const h = c.lb.pick({ hash: requestHash(a.hashPolicies, req, t) }) as ClusterHost | undefined;
+  if (h === undefined) return { flag: 'UH', cluster: c };
+  if (c.stats.upstreamRqActive >= c.config.maxRequests) {
+    c.stats.upstreamRqOverflow++;
+    return { flag: 'UO', cluster: c };
+  }
+  return { cluster: c, host: h, wc };
+}
+
 export function createRequestHandler(listenerName: string, listenerPort: () => number, ctx: ForwardContext): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const snap = ctx.snapshot();
     const start = performance.now();
     const startTime = Date.now();
     const stats = ctx.stats;
+    const isH2 = req.httpVersionMajor === 2;
+    const grpc = isGrpcRequest(req.headers['content-type']);
     stats.downstreamRqActive++;
     let requestId = req.headers['x-request-id'];
     if (typeof requestId !== 'string' || requestId === '') requestId = randomUUID();
@@ -205,17 +294,15 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
 
     const local = (f: ResponseFlag, override?: number): void => {
       flag = f;
-      status = sendLocalReply(res, f, { status: override, requestId: rid });
+      status = sendLocalReply(res, f, { status: override, requestId: rid, grpc });
     };
 
     const listener = snap.listeners.get(listenerName);
-    const rc = listener === undefined ? undefined : listener.hcm.routeConfig ?? (listener.hcm.rdsName === undefined ? undefined : snap.routes.get(listener.hcm.rdsName));
-    if (t === undefined || listener === undefined || rc === undefined) return local('NR');
-    const vh = selectVirtualHost(rc, listener.hcm, t.authority, listenerPort());
-    if (vh === undefined) return local('NR');
-    const view: RequestView = { authority: t.authority, path: t.path, query: t.query, headers: req.headers };
-    const route = matchRoute(vh, view);
-    if (route === undefined) return local('NR');
+    const maxHeaders = listener?.hcm?.maxHeadersCount;
+    if (maxHeaders !== undefined && req.rawHeaders.length / 2 > maxHeaders + (isH2 ? 4 : 0)) return local('RQH');
+    const r = resolveRoute(snap, listenerName, listenerPort(), req, t);
+    if (!r.ok) return local(r.flag);
+    const { rc, vh, route } = r;
     routeName = route.name;
     const action = route.action;
 
@@ -228,27 +315,23 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
       return;
     }
     if (action.kind === 'redirect') {
-      let headers = ['location', redirectLocation(action, route, t, req), 'content-length', '0'];
+      let headers = ['location', redirectLocation(action, route, r.t, req), 'content-length', '0'];
       headers = applyMutations(headers, levels(rc, vh, route, undefined, 'response'));
       status = action.status;
       res.writeHead(action.status, headers);
       res.end();
       return;
     }
-    forward(action);
+    forward(action, r.t);
 
-    function forward(a: ForwardAction): void {
-      const wc = a.weighted === undefined ? undefined : pickWeighted(a.weighted.clusters, a.weighted.total);
-      const clusterName = wc?.name ?? a.cluster!;
-      const c = snap.clusters.get(clusterName);
-      if (c === undefined) return local('NC', a.clusterNotFoundStatus);
-      cluster = c;
-      const h = c.lb.pick({ hash: requestHash(a.hashPolicies, req, t!) }) as ClusterHost | undefined;
-      if (h === undefined) return local('UH');
-      if (c.stats.upstreamRqActive >= c.config.maxRequests) {
-        c.stats.upstreamRqOverflow++;
-        return local('UO');
+    function forward(a: ForwardAction, t: Target): void {
+      const p = pickUpstream(snap, a, req, t);
+      if (!('host' in p)) {
+        cluster = p.cluster;
+        return local(p.flag, p.status);
       }
+      const { cluster: c, host: h, wc } = p;
+      cluster = c;
       host = h;
       c.stats.upstreamRqActive++;
       c.stats.upstreamRqTotal++;
@@ -256,40 +339,69 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
       h.stats.total++;
       onDone = () => { c.stats.upstreamRqActive--; h.stats.active--; };
 
-      let headers = filterRawHeaders(req.rawHeaders, connectionTokens(req.headers.connection), SKIP_REQUEST);
-      headers.push('host', a.hostRewrite ?? t!.hostHeader);
-      const xff = req.headers['x-forwarded-for'];
-      const remote = req.socket.remoteAddress ?? '';
-      headers.push('x-forwarded-for', xff === undefined || xff === '' ? remote : `${xff}, ${remote}`);
-      if (req.headers['x-forwarded-proto'] === undefined) headers.push('x-forwarded-proto', 'http');
-      if (req.headers['x-request-id'] !== rid) headers.push('x-request-id', rid);
-      headers = applyMutations(headers, levels(rc!, vh!, route!, wc, 'request'));
-      const path = rewritePath(route!, a, t!.path);
-      const upstreamPath = t!.query === '' && !(req.url ?? '').endsWith('?') ? path : `${path}?${t!.query}`;
+      const headers = upstreamHeaders(req, t, a, rid, levels(rc, vh, route, wc, 'request'));
+      const path = rewritePath(route, a, t.path);
+      const upstreamPath = t.query === '' && !(req.url ?? '').endsWith('?') ? path : `${path}?${t.query}`;
       const bodyless = BODYLESS.has(req.method ?? '') && req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
-      const responseLevels = levels(rc!, vh!, route!, wc, 'response');
+      const responseLevels = levels(rc, vh, route, wc, 'response');
 
+      // A gRPC deadline (grpc-timeout) bounds the upstream request too.
+      const gt = grpc ? grpcTimeoutMs(req.headers['grpc-timeout']) : undefined;
+      const timeoutMs = gt === undefined ? a.timeoutMs : a.timeoutMs > 0 ? Math.min(a.timeoutMs, gt) : gt;
       let timer: NodeJS.Timeout | undefined;
-      let upReq: ClientRequest | undefined;
+      let cancelUpstream: (() => void) | undefined;
       const sent = performance.now();
-      if (a.timeoutMs > 0) {
+      if (timeoutMs > 0) {
         timer = setTimeout(() => {
           c.stats.upstreamRqTimeout++;
-          upReq?.destroy();
+          cancelUpstream?.();
           local('UT');
-        }, a.timeoutMs);
+        }, timeoutMs);
       }
       res.once('close', () => {
         if (timer !== undefined) clearTimeout(timer);
-        if (!res.writableFinished) upReq?.destroy();
+        if (!res.writableFinished) cancelUpstream?.();
       });
+      const endWith = (trailers: Record<string, string> | undefined): void => {
+        if (timer !== undefined) clearTimeout(timer);
+        if (trailers !== undefined && Object.keys(trailers).length > 0) res.addTrailers(trailers);
+        res.end();
+      };
+      /** Returns false when the response is already complete (a trailers-only reply to an h2 client). */
+      const writeResponseHead = (code: number, message: string | undefined, raw: string[], endStream = false): boolean => {
+        let out = raw;
+        out.push(UPSTREAM_TIME_HEADER, String(Math.round(performance.now() - sent)));
+        out = applyMutations(out, responseLevels);
+        status = code;
+        const stream = (res as unknown as { stream?: { respond(h: OutgoingHttpHeaders, o: { endStream: boolean }): void } }).stream;
+        if (endStream && isH2 && stream !== undefined) {
+          // gRPC's trailers-only response (status in the one HEADERS frame) must stay one frame.
+          if (timer !== undefined) clearTimeout(timer);
+          const h: OutgoingHttpHeaders = { ...rawToObject(out), ':status': code };
+          stream.respond(h, { endStream: true });
+          return false;
+        }
+        if (isH2 || message === undefined) res.writeHead(status, out);
+        else res.writeHead(status, message, out);
+        return true;
+      };
+      const upstreamFailed = (connected: boolean): void => {
+        if (finished || flag !== undefined || res.writableEnded) return;
+        if (!connected) {
+          c.stats.upstreamCxConnectFail++;
+          h.stats.connectFailures++;
+        }
+        if (timer !== undefined) clearTimeout(timer);
+        if (res.headersSent) { flag = 'UC'; res.destroy(); return; }
+        local(connected ? 'UC' : 'UF');
+      };
 
-      const attempt = (retried: boolean): void => {
+      const attemptH1 = (retried: boolean): void => {
         let connected = false;
         const r = httpRequest({
           host: h.address, port: h.port, method: req.method, path: upstreamPath, headers, agent: c.pool.agent, setHost: false,
         });
-        upReq = r;
+        cancelUpstream = () => r.destroy();
         r.on('socket', (s: Socket) => {
           if (!s.connecting) { connected = true; return; }
           c.stats.upstreamCxTotal++;
@@ -302,33 +414,195 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
         });
         r.on('error', () => {
           if (flag !== undefined || res.writableEnded) return;
-          if (!connected) {
-            c.stats.upstreamCxConnectFail++;
-            h.stats.connectFailures++;
-          }
           // A reused keep-alive socket the upstream closed as we wrote: retry once on a
           // fresh connection if nothing of the request body has been consumed.
-          if (connected && r.reusedSocket && bodyless && !retried && !res.headersSent) return attempt(true);
-          if (timer !== undefined) clearTimeout(timer);
-          if (res.headersSent) { flag = 'UC'; res.destroy(); return; }
-          local(connected ? 'UC' : 'UF');
+          if (connected && r.reusedSocket && bodyless && !retried && !res.headersSent) return attemptH1(true);
+          upstreamFailed(connected);
         });
         r.on('response', (up: IncomingMessage) => {
-          if (flag !== undefined || res.destroyed) { up.resume(); return; }
-          let out = filterRawHeaders(up.rawHeaders, connectionTokens(up.headers.connection), SKIP_RESPONSE);
-          out.push(UPSTREAM_TIME_HEADER, String(Math.round(performance.now() - sent)));
-          out = applyMutations(out, responseLevels);
-          status = up.statusCode ?? 502;
-          res.writeHead(status, up.statusMessage, out);
-          up.pipe(res);
-          up.on('end', () => { if (timer !== undefined) clearTimeout(timer); });
+          if (finished || flag !== undefined || res.writableEnded || (res.destroyed as boolean | undefined) === true) { up.resume(); return; }
+          writeResponseHead(up.statusCode ?? 502, up.statusMessage, filterRawHeaders(up.rawHeaders, connectionTokens(up.headers.connection), SKIP_RESPONSE));
+          up.pipe(res, { end: false });
+          up.on('end', () => endWith(up.rawTrailers.length > 0 ? rawToObject(up.rawTrailers) : undefined));
           up.on('error', () => { if (!res.writableFinished) { flag ??= 'UC'; res.destroy(); } });
           up.on('aborted', () => { if (!res.writableFinished) { flag ??= 'UC'; res.destroy(); } });
         });
         if (bodyless) r.end();
         else req.pipe(r);
       };
-      attempt(false);
+
+      const attemptH2 = (retried: boolean): void => {
+        const conn = c.pool.h2(h.address, h.port, c.config.connectTimeoutMs, () => { c.stats.upstreamCxTotal++; });
+        const hdrs: OutgoingHttpHeaders = { ':method': req.method ?? 'GET', ':path': upstreamPath, ':scheme': 'http' };
+        for (let i = 0; i < headers.length; i += 2) {
+          const k = headers[i]!.toLowerCase();
+          const v = headers[i + 1]!;
+          if (k === 'host') { hdrs[':authority'] = v; continue; }
+          const prev = hdrs[k];
+          hdrs[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [String(prev), v];
+        }
+        // `te: trailers` is the one TE value HTTP/2 allows; gRPC servers want it.
+        if (/(^|,)\s*trailers\s*(,|$)/i.test(String(req.headers.te ?? ''))) hdrs.te = 'trailers';
+        let s: ClientHttp2Stream;
+        try {
+          s = conn.session.request(hdrs, { endStream: bodyless });
+        } catch {
+          // The session closed under us (GOAWAY raced the pick): one more try on a new one.
+          if (!retried) return attemptH2(true);
+          return upstreamFailed(conn.connected);
+        }
+        let responded = false;
+        let superseded = false;
+        let trailersOnly = false;
+        let trailers: Record<string, string> | undefined;
+        cancelUpstream = () => { if (!s.destroyed) s.close(h2constants.NGHTTP2_CANCEL); };
+        s.on('response', (rh: H2Headers, flags: number) => {
+          responded = true;
+          if (finished || flag !== undefined || res.writableEnded) { s.resume(); return; }
+          const endStream = (flags & h2constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+          if (!writeResponseHead(Number(rh[':status'] ?? 502), undefined, filterRawHeaders(h2ToRaw(rh), undefined, SKIP_RESPONSE), endStream)) {
+            trailersOnly = true;
+            s.resume();
+            return;
+          }
+          s.pipe(res, { end: false });
+        });
+        s.on('trailers', (th: H2Headers) => { trailers = rawToObject(h2ToRaw(th)); });
+        s.on('end', () => { if (responded && flag === undefined && !trailersOnly) endWith(trailers); });
+        s.on('error', () => {
+          if (responded) { if (!res.writableFinished) { flag ??= 'UC'; res.destroy(); } return; }
+          // REFUSED_STREAM: the server did not process it; safe to retry once.
+          if (s.rstCode === h2constants.NGHTTP2_REFUSED_STREAM && bodyless && !retried) { superseded = true; return attemptH2(true); }
+          upstreamFailed(conn.connected);
+        });
+        s.on('close', () => {
+          if (superseded) return;
+          if (!responded) { upstreamFailed(conn.connected); return; }
+          if (!trailersOnly && !res.writableEnded && flag === undefined && !s.readableEnded) { flag = 'UC'; res.destroy(); }
+        });
+        if (!bodyless) req.pipe(s);
+      };
+
+      if (c.config.protocol === 'http2') attemptH2(false);
+      else attemptH1(false);
     }
+  };
+}
+
+/**
+ * HTTP/1.1 Upgrade (WebSocket) passthrough: the request is routed like any other;
+ * the upgrade type must be allowed by the HCM's upgrade_configs (403 otherwise, as
+ * Envoy does). The upstream gets the Upgrade request on a fresh connection; after
+ * its 101 both sockets are piped until either side closes. A non-101 answer is
+ * relayed as is and the connection closed. The route timeout covers the wait for
+ * the 101 only.
+ */
+export function createUpgradeHandler(listenerName: string, listenerPort: () => number, ctx: ForwardContext): (req: IncomingMessage, socket: Socket, head: Buffer) => void {
+  return (req, down, head) => {
+    const snap = ctx.snapshot();
+    const start = performance.now();
+    const startTime = Date.now();
+    const stats = ctx.stats;
+    let requestId = req.headers['x-request-id'];
+    if (typeof requestId !== 'string' || requestId === '') requestId = randomUUID();
+    const rid = requestId;
+    const t = parseTarget(req);
+    let status = 0;
+    let flag: ResponseFlag | undefined;
+    // Filled in as the request gets routed (read by the access log).
+    const info: { routeName?: string; picked?: Picked } = {};
+    let logged = false;
+    stats.downstreamRqActive++;
+    const log = (): void => {
+      if (logged) return;
+      logged = true;
+      stats.downstreamRqActive--;
+      if (status === 0 && flag === undefined) flag = 'DC';
+      stats.recordRequest(status, flag);
+      ctx.onAccessLog?.({
+        startTime, method: req.method ?? '', authority: t?.authority ?? '', path: t?.path ?? (req.url ?? ''),
+        status, flag, routeName: info.routeName, cluster: info.picked?.cluster.name, upstreamHost: info.picked?.host.key,
+        durationMs: performance.now() - start, requestId: rid,
+      });
+    };
+    down.on('error', () => {});
+    down.once('close', log);
+    const local = (f: ResponseFlag, override?: number): void => {
+      flag = f;
+      status = sendRawLocalReply(down, f, { status: override, requestId: rid });
+    };
+
+    const r = resolveRoute(snap, listenerName, listenerPort(), req, t);
+    if (!r.ok) return local(r.flag);
+    info.routeName = r.route.name;
+    const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
+    if (!r.upgradeTypes.has(upgrade)) return local('UPG');
+    const a = r.route.action;
+    if (a.kind !== 'forward') return local('UPG');
+    const p = pickUpstream(snap, a, req, r.t);
+    if (!('host' in p)) return local(p.flag, p.status);
+    info.picked = p;
+    const { cluster: c, host: h } = p;
+    c.stats.upstreamRqActive++;
+    c.stats.upstreamRqTotal++;
+    c.stats.upstreamCxTotal++;
+    h.stats.active++;
+    h.stats.total++;
+    down.once('close', () => { c.stats.upstreamRqActive--; h.stats.active--; });
+
+    const headers = upstreamHeaders(req, r.t, a, rid, levels(r.rc, r.vh, r.route, p.wc, 'request'));
+    headers.push('connection', 'Upgrade', 'upgrade', String(req.headers.upgrade));
+    const path = rewritePath(r.route, a, r.t.path);
+    const upstreamPath = r.t.query === '' ? path : `${path}?${r.t.query}`;
+    let connected = false;
+    const up = httpRequest({ host: h.address, port: h.port, method: req.method, path: upstreamPath, headers, agent: false, setHost: false });
+    const ct = setTimeout(() => {
+      c.stats.upstreamCxConnectTimeout++;
+      up.destroy(new Error('connect timeout'));
+    }, c.config.connectTimeoutMs);
+    up.on('socket', (s: Socket) => s.once('connect', () => { connected = true; clearTimeout(ct); }));
+    let timer: NodeJS.Timeout | undefined;
+    if (a.timeoutMs > 0) {
+      timer = setTimeout(() => {
+        c.stats.upstreamRqTimeout++;
+        up.destroy();
+        local('UT');
+      }, a.timeoutMs);
+    }
+    const stopTimers = (): void => { clearTimeout(ct); if (timer !== undefined) clearTimeout(timer); };
+    down.once('close', () => { stopTimers(); if (status === 0) up.destroy(); });
+    up.on('error', () => {
+      stopTimers();
+      if (flag !== undefined || status !== 0) return;
+      if (!connected) { c.stats.upstreamCxConnectFail++; h.stats.connectFailures++; }
+      local(connected ? 'UC' : 'UF');
+    });
+    up.on('response', (ur: IncomingMessage) => {
+      // The upstream refused the upgrade: relay its answer and close.
+      stopTimers();
+      status = ur.statusCode ?? 502;
+      const out = filterRawHeaders(ur.rawHeaders, connectionTokens(ur.headers.connection), SKIP_RESPONSE);
+      let text = `HTTP/1.1 ${status} ${ur.statusMessage ?? ''}\r\n`;
+      for (let i = 0; i < out.length; i += 2) text += `${out[i]!}: ${out[i + 1]!}\r\n`;
+      down.write(`${text}connection: close\r\n\r\n`);
+      ur.pipe(down);
+    });
+    up.on('upgrade', (ur: IncomingMessage, us: Socket, uhead: Buffer) => {
+      stopTimers();
+      if (down.destroyed) { us.destroy(); return; }
+      status = 101;
+      let text = `HTTP/1.1 101 ${ur.statusMessage ?? 'Switching Protocols'}\r\n`;
+      for (let i = 0; i < ur.rawHeaders.length; i += 2) text += `${ur.rawHeaders[i]!}: ${ur.rawHeaders[i + 1]!}\r\n`;
+      down.write(`${text}\r\n`);
+      if (uhead.length > 0) down.write(uhead);
+      if (head.length > 0) us.write(head);
+      us.on('error', () => down.destroy());
+      down.on('error', () => us.destroy());
+      us.once('close', () => down.destroy());
+      down.once('close', () => us.destroy());
+      us.pipe(down);
+      down.pipe(us);
+    });
+    up.end();
   };
 }

@@ -14,11 +14,12 @@ export function connectionTokens(value: string | undefined): Set<string> | undef
   return out.size === 0 ? undefined : out;
 }
 
-/** rawHeaders minus hop-by-hop ones and the names in `skip`. */
+/** rawHeaders minus hop-by-hop ones, HTTP/2 pseudo-headers and the names in `skip`. */
 export function filterRawHeaders(raw: readonly string[], extra: Set<string> | undefined, skip: ReadonlySet<string>): string[] {
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
+    if (name.charCodeAt(0) === 58 /* : */) continue;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || skip.has(lower) || (extra !== undefined && extra.has(lower))) continue;
     out.push(name, raw[i + 1]!);

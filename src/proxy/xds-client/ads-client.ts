@@ -139,6 +139,7 @@ export class AdsClient {
     call.on('status', (s: grpc.StatusObject) => { if (s.code !== grpc.status.OK) lost('closed', s.details); });
     // Make before break: clusters first, then listeners; RDS/EDS follow from what arrives.
     for (const ts of this.types.values()) {
+      ts.nonce = ''; // nonces belong to one stream (Envoy clears them on a new one); version_info stays
       if (ts.wildcard || ts.names.size > 0) this.send(ts);
     }
   }

@@ -1,0 +1,166 @@
+import { isIP } from 'node:net';
+import { InvalidArgumentError, type Command } from 'commander';
+import type { Proxy } from '../../proxy/proxy.js';
+import { WeftError } from '../../lib/errors.js';
+import { globalOptions } from '../context.js';
+
+/** The Listener the control plane gives every Weft proxy (src/control/xds/names.ts). */
+const OUTBOUND_LISTENER = 'outbound';
+/** How often readiness is checked before the ready line (no event exposes it). */
+const READY_POLL_MS = 25;
+
+interface ProxyCommandOptions {
+  xds: string[];
+  service: string;
+  namespace: string;
+  workloadPort?: number[];
+  workloadAddress: string;
+  adminAddr: string;
+  outboundAddr: string;
+  bootstrap?: string;
+  nodeId?: string;
+  drainTimeout: number;
+  logLevel?: string;
+}
+
+const HOST_PORT = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/;
+
+function hostPort(flag: string): (v: string) => string {
+  return (v) => {
+    const m = HOST_PORT.exec(v);
+    if (m === null || Number(m[3]) > 65535) throw new InvalidArgumentError(`${flag}: want host:port, got "${v}"`);
+    return v;
+  };
+}
+
+function xdsList(v: string, prev: string[] | undefined): string[] {
+  const out = [...(prev ?? [])];
+  for (const a of v.split(',')) {
+    const t = a.trim();
+    if (t === '') continue;
+    out.push(hostPort('--xds')(t));
+  }
+  return out;
+}
+
+function portList(v: string, prev: number[] | undefined): number[] {
+  const out = [...(prev ?? [])];
+  for (const p of v.split(',')) {
+    const n = Number(p.trim());
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError(`--workload-port: want a port (1-65535), got "${p.trim()}"`);
+    out.push(n);
+  }
+  return out;
+}
+
+function positiveMs(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`want milliseconds (an integer ≥ 0), got "${v}"`);
+  return n;
+}
+
+/**
+ * The node id: Istio's `sidecar~IP~NAME.NAMESPACE`, plus the workload ports, so that
+ * two instances of a Service on one host (one address) stay two workloads.
+ */
+export function defaultNodeId(o: { workloadAddress: string; service: string; namespace: string; workloadPort: readonly number[] }): string {
+  const base = `sidecar~${o.workloadAddress}~${o.service}.${o.namespace}`;
+  return o.workloadPort.length === 0 ? base : `${base}~${o.workloadPort.join(',')}`;
+}
+
+export function registerProxy(program: Command): void {
+  program
+    .command('proxy')
+    .description('run a sidecar proxy for one workload: registers it with the control plane and serves the outbound listener')
+    .requiredOption('--xds <host:port[,host:port]>', 'control plane xDS address(es); repeat or separate with commas', xdsList)
+    .requiredOption('--service <name>', 'the Service this workload belongs to')
+    .option('--namespace <ns>', 'namespace of the workload', 'default')
+    .option('--workload-port <port[,port]>', 'port(s) the application listens on; repeatable', portList)
+    .option('--workload-address <ip>', 'IP address the application is reached at', '127.0.0.1')
+    .option('--admin-addr <host:port>', 'admin endpoint (/ready, /config_dump, /clusters, /stats, /metrics, /drain); port 0 picks one', hostPort('--admin-addr'), '127.0.0.1:15000')
+    .option('--outbound-addr <host:port>', `where to bind the "${OUTBOUND_LISTENER}" listener instead of the address the control plane gives; port 0 picks one`, hostPort('--outbound-addr'), '127.0.0.1:15001')
+    .option('--bootstrap <file>', 'Envoy-style bootstrap (JSON or YAML): static listeners and clusters, node, admin')
+    .option('--node-id <id>', 'xDS node id (default: sidecar~ADDRESS~SERVICE.NAMESPACE[~PORTS])')
+    .option('--drain-timeout <ms>', 'on SIGTERM/SIGINT, how long busy connections may finish', positiveMs, 5000)
+    .option('--log-level <level>', 'trace, debug, info, warn, error or silent (default: WEFT_LOG_LEVEL or info)')
+    .addHelpText('after', `
+In explicit mode the outbound listener takes proxy-style requests:
+  curl -x http://127.0.0.1:15001 http://catalog.default/items
+and origin-form requests routed by their Host header. Prints one line when ready:
+  weft proxy ready: admin=<url> outbound=<host:port> node=<id>
+SIGTERM or SIGINT: stop accepting, let busy requests finish (--drain-timeout), exit 0.`)
+    .action(async (opts: ProxyCommandOptions, cmd: Command) => {
+      if (isIP(opts.workloadAddress) === 0) {
+        throw new WeftError('WEFT_ERR_USAGE', `--workload-address: "${opts.workloadAddress}" is not an IP address`);
+      }
+      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(opts.service)) throw new WeftError('WEFT_ERR_USAGE', `--service: "${opts.service}" is not a valid name (lower case letters, digits, '-')`);
+      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(opts.namespace)) throw new WeftError('WEFT_ERR_USAGE', `--namespace: "${opts.namespace}" is not a valid name (lower case letters, digits, '-')`);
+      // Loaded here: other commands start faster without the proxy code.
+      const { startProxy } = await import('../../proxy/proxy.js');
+      const g = globalOptions(cmd);
+      const logLevel = opts.logLevel ?? process.env.WEFT_LOG_LEVEL ?? (g.verbose === true ? 'debug' : 'info');
+      const ports = opts.workloadPort ?? [];
+      const nodeId = opts.nodeId ?? defaultNodeId({ ...opts, workloadPort: ports });
+      const proxy = await startProxy({
+        ...(opts.bootstrap !== undefined ? { bootstrap: opts.bootstrap } : {}),
+        adminAddr: opts.adminAddr,
+        xdsAddresses: opts.xds,
+        node: { id: nodeId },
+        workload: { service: opts.service, namespace: opts.namespace, address: opts.workloadAddress, ports },
+        listenerAddresses: { [OUTBOUND_LISTENER]: opts.outboundAddr },
+        drainMs: opts.drainTimeout,
+        logLevel,
+      });
+      const stop = handleSignals(proxy);
+      const port = await whenReady(proxy, stop);
+      if (port === undefined) return;
+      const host = HOST_PORT.exec(opts.outboundAddr)!;
+      const outHost = host[1] !== undefined ? `[${host[1]}]` : host[2]!;
+      process.stdout.write(`weft proxy ready: admin=${proxy.adminUrl} outbound=${outHost}:${port} node=${nodeId}\n`);
+    });
+}
+
+/**
+ * Resolves with the outbound listener's port once the proxy is ready (first xDS
+ * config applied, listeners bound) and that listener is bound; undefined if a
+ * signal came first.
+ */
+function whenReady(proxy: Proxy, stop: { stopping: boolean }): Promise<number | undefined> {
+  const started = Date.now();
+  let warned = false;
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (stop.stopping) return resolve(undefined);
+      const port = proxy.listenerPort(OUTBOUND_LISTENER);
+      if (proxy.isReady() && port !== undefined) return resolve(port);
+      if (!warned && Date.now() - started > 20_000) {
+        warned = true;
+        process.stderr.write(`warning: still waiting for the "${OUTBOUND_LISTENER}" listener from the control plane (is --xds right?)\n`);
+      }
+      setTimeout(check, READY_POLL_MS);
+    };
+    check();
+  });
+}
+
+/** SIGINT/SIGTERM: drain (stop accepting, finish busy requests), close, exit 0. A second signal exits at once. */
+function handleSignals(proxy: Proxy): { stopping: boolean } {
+  const state = { stopping: false };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (state.stopping) {
+      process.stderr.write(`${signal} again: exiting without waiting\n`);
+      process.exit(130);
+    }
+    state.stopping = true;
+    proxy.drain().then(() => proxy.close()).then(
+      () => process.exit(0),
+      (e: unknown) => {
+        process.stderr.write(`error: stopping the proxy failed: ${e instanceof Error ? e.message : String(e)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return state;
+}
