@@ -5,6 +5,7 @@ import type { RegistrationHandle, WorkloadRegistry, XdsNode } from '../registry/
 import { structToJson } from '../registry/node-metadata.js';
 import { META } from '../registry/node-metadata.js';
 import { versionOf, type Snapshot, type SnapshotEntry, type XdsResource } from './snapshot.js';
+import { encodeEntry, type EncodedAny } from './encode-cache.js';
 import type { ProxyView } from './model.js';
 
 /**
@@ -61,7 +62,8 @@ interface DiscoveryRequest {
 
 interface DiscoveryResponse {
   version_info: string;
-  resources: XdsResource[];
+  /** Pre-encoded Anys (encode-cache.ts): each resource is encoded once, not once per proxy. */
+  resources: (EncodedAny | XdsResource)[];
   type_url: string;
   nonce: string;
 }
@@ -69,6 +71,8 @@ interface DiscoveryResponse {
 interface TypeState {
   names: Set<string>;
   wildcard: boolean;
+  /** The subscription as a string (wildcard flag and names in order): streams subscribed alike share what is resolved from a snapshot. */
+  key: string;
   nonce?: string;
   sentVersion?: string;
   sent: SnapshotEntry[];
@@ -76,6 +80,19 @@ interface TypeState {
   nackedVersion?: string;
   lastNack?: { message: string; at: string; version?: string };
 }
+
+/** What one subscription receives of one type from one snapshot (see AdsStream.resolve). */
+interface Resolved {
+  entries: SnapshotEntry[];
+  version: string;
+  /** Encoded on first send. */
+  resources: (EncodedAny | XdsResource)[] | undefined;
+}
+
+const EMPTY: Resolved = { entries: [], version: versionOf([]), resources: [] };
+
+/** Per snapshot (dropped with it), per type, per subscription key. */
+const resolvedCache = new WeakMap<Snapshot, Map<XdsTypeUrl, Map<string, Resolved>>>();
 
 /** Where snapshots come from (the SnapshotCache, or a fixed one in tests). */
 export interface SnapshotSource {
@@ -132,7 +149,7 @@ class AdsStream {
     }
     let st = this.types.get(type);
     const first = st === undefined;
-    st ??= { names: new Set(), wildcard: false, sent: [] };
+    st ??= { names: new Set(), wildcard: false, key: '', sent: [] };
     this.types.set(type, st);
     const nonce = req.response_nonce ?? '';
     if (!first && nonce !== '' && nonce !== st.nonce) { // a nonce from an earlier stream (a reconnect) is no ACK: the first request of a type subscribes
@@ -155,6 +172,7 @@ class AdsStream {
     else if (names.length === 0 && wildcardType && (first || st.wildcard)) st.wildcard = true;
     else st.wildcard = false;
     st.names = new Set(names.filter((n) => n !== '*'));
+    st.key = `${st.wildcard ? '*' : ''}\n${[...st.names].join('\n')}`;
     this.maybeSend(type, st);
   }
 
@@ -185,9 +203,37 @@ class AdsStream {
     }
   }
 
-  private wanted(type: XdsTypeUrl, st: TypeState): SnapshotEntry[] {
+  /**
+   * What this stream would receive of `type` from the current snapshot, with
+   * its version and encoded resources. Computed once per snapshot and
+   * subscription and shared by every stream subscribed alike (a snapshot is
+   * shared by all proxies of a view, and they mostly subscribe to the same
+   * names), so a new snapshot costs one hash and one encoding per distinct
+   * subscription, not per proxy.
+   */
+  private resolve(type: XdsTypeUrl, st: TypeState): Resolved {
     const snap = this.snapshot;
-    if (snap === undefined) return [];
+    if (snap === undefined) return EMPTY;
+    let byType = resolvedCache.get(snap);
+    if (byType === undefined) {
+      byType = new Map();
+      resolvedCache.set(snap, byType);
+    }
+    let byKey = byType.get(type);
+    if (byKey === undefined) {
+      byKey = new Map();
+      byType.set(type, byKey);
+    }
+    let r = byKey.get(st.key);
+    if (r === undefined) {
+      const entries = this.wanted(snap, type, st);
+      r = { entries, version: versionOf(entries), resources: undefined };
+      byKey.set(st.key, r);
+    }
+    return r;
+  }
+
+  private wanted(snap: Snapshot, type: XdsTypeUrl, st: TypeState): SnapshotEntry[] {
     const out = new Map<string, SnapshotEntry>();
     if (st.wildcard) for (const e of snap.wildcard(type)) out.set(e.name, e);
     for (const n of st.names) {
@@ -198,11 +244,12 @@ class AdsStream {
   }
 
   private maybeSend(type: XdsTypeUrl, st: TypeState): void {
-    const entries = this.wanted(type, st);
+    const resolved = this.resolve(type, st);
+    const entries = resolved.entries;
     const sotwComplete = type === LISTENER || type === CLUSTER;
     // RDS and EDS cannot say "does not exist": with nothing to send, stay silent.
     if (!sotwComplete && entries.length === 0) return;
-    const version = versionOf(entries);
+    const version = resolved.version;
     if (version === st.sentVersion) return;
     if (version === st.nackedVersion) return;
     const nonce = `${this.id}-${++this.nonceSeq}`;
@@ -212,7 +259,8 @@ class AdsStream {
     this.lastPushAt = new Date();
     this.server.counters.pushes++;
     this.log?.debug({ stream: this.id, type: SHORT_NAMES[type], version, nonce, count: entries.length }, 'xds: push');
-    this.call.write({ version_info: version, resources: entries.map((e) => e.resource), type_url: type, nonce });
+    resolved.resources ??= entries.map((e) => encodeEntry(e, type));
+    this.call.write({ version_info: version, resources: resolved.resources, type_url: type, nonce });
   }
 
   close(): void {

@@ -11,6 +11,8 @@ import { buildSnapshot, type Snapshot } from './snapshot.js';
 import { viewKey, type GrpcRouteSpecLike, type MeshInput, type ProxyView } from './model.js';
 
 export const DEFAULT_DEBOUNCE_MS = 100;
+/** A rebuild waits at most this many debounce windows after the first pending change. */
+export const MAX_WAIT_WINDOWS = 3;
 
 /** Kinds that change xDS output; changes to others do not rebuild anything. */
 const RELEVANT_KINDS = new Set(['Service', 'Workload', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'BackendPolicy']);
@@ -37,8 +39,8 @@ export interface SnapshotCacheOptions {
  *
  * It lists the store once, then follows its watch from that revision, so no
  * change falls between the two. A burst of changes is translated once: the
- * rebuild waits `debounceMs` after the last change, but never more than ten
- * windows after the first, so a steady trickle cannot starve it. Views nobody
+ * rebuild waits `debounceMs` after the last change, but never more than
+ * MAX_WAIT_WINDOWS (3) windows after the first, so a steady trickle cannot starve it. Views nobody
  * watches are dropped; per-type versions are content hashes, so the ADS
  * server re-sends only the types (and resources) that really changed.
  */
@@ -129,7 +131,7 @@ export class SnapshotCache {
     const now = Date.now();
     if (this.timer === undefined) this.firstDirtyAt = now;
     else clearTimeout(this.timer);
-    const deadline = this.firstDirtyAt + this.debounceMs * 10;
+    const deadline = this.firstDirtyAt + this.debounceMs * MAX_WAIT_WINDOWS;
     const delay = Math.max(0, Math.min(this.debounceMs, deadline - now));
     this.timer = setTimeout(() => {
       this.timer = undefined;
