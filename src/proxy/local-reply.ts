@@ -15,7 +15,10 @@ export type ResponseFlag =
   | 'UF' // upstream connect failure
   | 'UC' // upstream connection terminated before a response
   | 'UT' // upstream request timeout
-  | 'UO' // circuit breaker overflow
+  | 'UO' // circuit breaker overflow (requests, pending requests, or retries)
+  | 'URX' // upstream retry limit exceeded
+  | 'RL' // rate limited locally (local_ratelimit filter)
+  | 'FI' // fault injected (fault filter abort)
   | 'DC' // downstream closed before the response was complete
   | 'DPE' // downstream protocol error
   | 'UPG' // upgrade refused: type not in upgrade_configs, or the route does not forward (Weft's name)
@@ -31,6 +34,9 @@ const REPLIES: Record<ResponseFlag, Reply> = {
   UC: { status: 503, body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination' },
   UT: { status: 504, body: 'upstream request timeout' },
   UO: { status: 503, body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow' },
+  URX: { status: 503, body: 'upstream connect error or disconnect/reset before headers. retried and the latest reset reason: connection failure' },
+  RL: { status: 429, body: 'local_rate_limited' },
+  FI: { status: 503, body: 'fault filter abort' },
   DC: { status: 0, body: '' },
   DPE: { status: 400, body: 'bad request' },
   RQH: { status: 431, body: 'request header fields too large' },
@@ -44,8 +50,9 @@ const REPLIES: Record<ResponseFlag, Reply> = {
  */
 export function grpcStatusFor(flag: ResponseFlag, status: number): number {
   switch (flag) {
-    case 'UH': case 'UF': case 'UC': case 'UO': case 'NC': return 14; // UNAVAILABLE
+    case 'UH': case 'UF': case 'UC': case 'UO': case 'URX': case 'NC': return 14; // UNAVAILABLE
     case 'UT': return 4; // DEADLINE_EXCEEDED
+    case 'RL': return 14; // Envoy's local rate limit answers UNAVAILABLE to gRPC
     case 'NR': return 12; // UNIMPLEMENTED
     default: break;
   }
@@ -84,7 +91,7 @@ export function statusFor(flag: ResponseFlag, override?: number): number {
  * downstream stream is reset, which is all HTTP/1.1 allows). Returns the status sent
  * (0 if none).
  */
-export function sendLocalReply(res: ServerResponse, flag: ResponseFlag, opts: { status?: number; requestId?: string; grpc?: boolean } = {}): number {
+export function sendLocalReply(res: ServerResponse, flag: ResponseFlag, opts: { status?: number | undefined; requestId?: string; grpc?: boolean; grpcStatus?: number | undefined; headers?: Readonly<Record<string, string>> | undefined } = {}): number {
   const stream = (res as unknown as { stream?: H2Respondable }).stream;
   if (flag === 'DC' || res.destroyed === true || stream?.destroyed === true) return 0;
   if (res.headersSent) {
@@ -96,7 +103,8 @@ export function sendLocalReply(res: ServerResponse, flag: ResponseFlag, opts: { 
   if (opts.grpc === true) {
     // Trailers-only gRPC response: HTTP 200, the status in grpc-status (Envoy's shape).
     const h: Record<string, string> = {
-      'content-type': 'application/grpc', 'grpc-status': String(grpcStatusFor(flag, status)), 'grpc-message': grpcMessage(body),
+      ...opts.headers,
+      'content-type': 'application/grpc', 'grpc-status': String(opts.grpcStatus ?? grpcStatusFor(flag, status)), 'grpc-message': grpcMessage(body),
       [RESPONSE_FLAGS_HEADER]: flag,
     };
     if (opts.requestId !== undefined) h['x-request-id'] = opts.requestId;
@@ -109,6 +117,7 @@ export function sendLocalReply(res: ServerResponse, flag: ResponseFlag, opts: { 
     return 200;
   }
   const headers: string[] = ['content-type', 'text/plain', 'content-length', String(Buffer.byteLength(body)), RESPONSE_FLAGS_HEADER, flag];
+  for (const [k, v] of Object.entries(opts.headers ?? {})) headers.push(k, v);
   if (opts.requestId !== undefined) headers.push('x-request-id', opts.requestId);
   res.writeHead(status, headers);
   res.end(body);

@@ -6,16 +6,19 @@
 import { hostname } from 'node:os';
 import { createLogger, type Logger } from '../lib/log.js';
 import { startAdminServer, type AdminServer } from './admin/admin-server.js';
-import { loadBootstrap } from './config/bootstrap.js';
+import { loadBootstrap, type Bootstrap } from './config/bootstrap.js';
 import { ConfigState, type ResourceKind, type Snapshot } from './config/state.js';
 import type { ProtoJson } from './config/types.js';
 import type { AccessLogEntry } from './http/forward.js';
 import { ListenerManager } from './listeners/listener-manager.js';
 import { ProxyStats } from './stats.js';
 import { ClusterManager } from './upstream/cluster/cluster-manager.js';
-import { AdsClient, type XdsNode } from './xds-client/ads-client.js';
+// Type-only: the ADS client (grpc-js + the xDS protos, ~20 MB of heap) is imported
+// lazily, only when a control plane is configured; a static bootstrap never loads it.
+import type { AdsClient, XdsNode } from './xds-client/ads-client.js';
 import type { Backoff } from './xds-client/backoff.js';
 import { NODE_METADATA } from './xds-client/node-metadata.js';
+import type { IdentityManager } from './identity/identity-manager.js';
 
 export type { AccessLogEntry } from './http/forward.js';
 export type { Snapshot, ResourceKind } from './config/state.js';
@@ -52,6 +55,18 @@ export interface ProxyOptions {
   readonly xdsBackoff?: Backoff;
   /** Notified after each xDS response (accepted or NACKed). */
   readonly onXdsResponse?: (e: { typeUrl: string; version: string; accepted: boolean; error?: string }) => void;
+  /** The workload identity (src/proxy/identity/), shown at admin `/certs`; the caller owns and closes it. */
+  readonly identity?: Pick<IdentityManager, 'certs'>;
+  /**
+   * Worker processes (node:cluster) sharing the listener ports; default 1 (this process
+   * serves). With N > 1 this process becomes the primary: it holds the one ADS stream,
+   * serves admin (stats summed over workers) and sends each accepted config to the
+   * workers over IPC; see src/proxy/workers/. `onAccessLog`, `logger` and `identity`
+   * stay in the primary and do not see worker requests.
+   */
+  readonly concurrency?: number;
+  /** false: no admin server (node:cluster workers, whose primary serves admin). Default true. */
+  readonly admin?: boolean;
 }
 
 export interface Proxy {
@@ -63,10 +78,11 @@ export interface Proxy {
   snapshot(): Snapshot;
   /**
    * Applies resources as an xDS response would (LDS/CDS replace all dynamic ones of the
-   * kind; RDS/EDS add or replace by name) and waits for listeners to bind. Throws a
+   * kind; RDS/EDS add or replace by name; `full: true` makes any kind replace all of its
+   * dynamic resources) and waits for listeners to bind (in every worker, with workers). Throws a
    * ConfigError (nothing changes) on a resource it cannot honour.
    */
-  applyResources(kind: ResourceKind, resources: readonly unknown[], version: string): Promise<void>;
+  applyResources(kind: ResourceKind, resources: readonly unknown[], version: string, opts?: { full?: boolean }): Promise<void>;
   readonly stats: ProxyStats;
   /** Stops accepting downstream connections and lets busy ones finish (drainMs). */
   drain(): Promise<void>;
@@ -79,7 +95,29 @@ function splitHostPort(addr: string, flag: string): { host: string; port: number
   return { host: m[1]!, port: Number(m[2]) };
 }
 
+/** The xDS node identity: options over the bootstrap's `node`, workload metadata, a default id. */
+export function xdsNode(opts: ProxyOptions, bootstrap: Bootstrap): XdsNode {
+  const w = opts.workload;
+  const workloadMeta: Record<string, unknown> = {};
+  if (w !== undefined) {
+    workloadMeta[NODE_METADATA.service] = w.service;
+    workloadMeta[NODE_METADATA.namespace] = w.namespace ?? 'default';
+    if (w.address !== undefined) workloadMeta[NODE_METADATA.workloadAddress] = w.address;
+    if (w.ports !== undefined) workloadMeta[NODE_METADATA.workloadPorts] = w.ports.join(',');
+  }
+  const defaultId = w === undefined ? `weft-proxy~${hostname()}~${process.pid}` : `sidecar~${w.address ?? hostname()}~${w.service}.${w.namespace ?? 'default'}`;
+  return {
+    id: opts.node?.id ?? bootstrap.node.id ?? defaultId,
+    cluster: opts.node?.cluster ?? bootstrap.node.cluster ?? (w === undefined ? '' : `${w.service}.${w.namespace ?? 'default'}`),
+    metadata: { ...bootstrap.node.metadata, ...workloadMeta, ...opts.node?.metadata },
+  };
+}
+
 export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
+  if ((opts.concurrency ?? 1) > 1) {
+    const { startPrimary } = await import('./workers/primary.js');
+    return startPrimary(opts);
+  }
   const log = opts.logger ?? createLogger('weft-proxy', opts.logLevel);
   const bootstrap = await loadBootstrap(opts.bootstrap);
   const stats = new ProxyStats();
@@ -113,21 +151,9 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
   const xdsAddresses = opts.xdsAddresses ?? bootstrap.adsAddresses;
   let ads: AdsClient | undefined;
   if (xdsAddresses.length > 0) {
-    const w = opts.workload;
-    const workloadMeta: Record<string, unknown> = {};
-    if (w !== undefined) {
-      workloadMeta[NODE_METADATA.service] = w.service;
-      workloadMeta[NODE_METADATA.namespace] = w.namespace ?? 'default';
-      if (w.address !== undefined) workloadMeta[NODE_METADATA.workloadAddress] = w.address;
-      if (w.ports !== undefined) workloadMeta[NODE_METADATA.workloadPorts] = w.ports.join(',');
-    }
-    const defaultId = w === undefined ? `weft-proxy~${hostname()}~${process.pid}` : `sidecar~${w.address ?? hostname()}~${w.service}.${w.namespace ?? 'default'}`;
-    const node: XdsNode = {
-      id: opts.node?.id ?? bootstrap.node.id ?? defaultId,
-      cluster: opts.node?.cluster ?? bootstrap.node.cluster ?? (w === undefined ? '' : `${w.service}.${w.namespace ?? 'default'}`),
-      metadata: { ...bootstrap.node.metadata, ...workloadMeta, ...opts.node?.metadata },
-    };
-    ads = new AdsClient({
+    const node = xdsNode(opts, bootstrap);
+    const { AdsClient: Ads } = await import('./xds-client/ads-client.js');
+    ads = new Ads({
       addresses: xdsAddresses,
       node,
       state,
@@ -140,19 +166,20 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
     ads.start();
   }
 
-  let admin: AdminServer;
+  let admin: AdminServer | undefined;
   const adminAddr = splitHostPort(opts.adminAddr ?? bootstrap.adminAddr ?? '127.0.0.1:15000', 'adminAddr');
   const drain = async (): Promise<void> => {
     draining = true;
     await listeners?.close(opts.drainMs ?? 5000);
   };
   try {
-    admin = await startAdminServer(adminAddr.host, adminAddr.port, {
+    if (opts.admin !== false) admin = await startAdminServer(adminAddr.host, adminAddr.port, {
       snapshot: () => state.snapshot,
       stats,
       isReady: () => !draining && staticReady && (ads === undefined || ads.isInitialized),
       bootstrap: () => bootstrap.raw,
       drain,
+      ...(opts.identity ? { certs: () => opts.identity!.certs() } : {}),
     });
   } catch (e) {
     ads?.close();
@@ -160,15 +187,15 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
     clusters.close();
     throw e;
   }
-  log.info({ admin: admin.url, listeners: listeners.addresses(), xds: xdsAddresses }, 'proxy started');
+  log.info({ admin: admin?.url, listeners: listeners.addresses(), xds: xdsAddresses }, 'proxy started');
 
   return {
-    adminUrl: admin.url,
+    adminUrl: admin?.url ?? '',
     listenerPort: (name) => listeners?.port(name),
     isReady: () => !draining && staticReady && (ads === undefined || ads.isInitialized),
     snapshot: () => state.snapshot,
-    applyResources: async (kind, resources, version) => {
-      state.apply(kind, resources, version, { full: kind === 'listener' || kind === 'cluster' });
+    applyResources: async (kind, resources, version, o) => {
+      state.apply(kind, resources, version, { full: o?.full ?? (kind === 'listener' || kind === 'cluster') });
       await listenersSettled;
     },
     stats,
@@ -176,7 +203,7 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
     close: async () => {
       ads?.close();
       await listeners?.close();
-      await admin.close();
+      await admin?.close();
       clusters.close();
     },
   };

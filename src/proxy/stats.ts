@@ -16,10 +16,16 @@ export interface ClusterStats {
   upstreamRqActive: number;
   upstreamRqTimeout: number;
   upstreamRqOverflow: number;
+  /** Retries sent, and retries refused by the retry budget / max_retries (resilience). */
+  upstreamRqRetry: number;
+  upstreamRqRetryOverflow: number;
+  /** Outlier detection ejections, and active health check failures. */
+  outlierEjections: number;
+  healthCheckFailures: number;
 }
 
 export function newClusterStats(): ClusterStats {
-  return { upstreamCxTotal: 0, upstreamCxConnectFail: 0, upstreamCxConnectTimeout: 0, upstreamRqTotal: 0, upstreamRqActive: 0, upstreamRqTimeout: 0, upstreamRqOverflow: 0 };
+  return { upstreamCxTotal: 0, upstreamCxConnectFail: 0, upstreamCxConnectTimeout: 0, upstreamRqTotal: 0, upstreamRqActive: 0, upstreamRqTimeout: 0, upstreamRqOverflow: 0, upstreamRqRetry: 0, upstreamRqRetryOverflow: 0, outlierEjections: 0, healthCheckFailures: 0 };
 }
 
 /** Per-listener connection counters. */
@@ -86,6 +92,10 @@ export class ProxyStats {
       ['weft_upstream_rq_active', 'gauge', 'Upstream requests in flight.', 'upstreamRqActive'],
       ['weft_upstream_rq_timeout_total', 'counter', 'Upstream requests that hit the route timeout.', 'upstreamRqTimeout'],
       ['weft_upstream_rq_pending_overflow_total', 'counter', 'Requests refused by the circuit breaker.', 'upstreamRqOverflow'],
+      ['weft_upstream_rq_retry_total', 'counter', 'Retries sent upstream.', 'upstreamRqRetry'],
+      ['weft_upstream_rq_retry_overflow_total', 'counter', 'Retries refused by the retry budget or max_retries.', 'upstreamRqRetryOverflow'],
+      ['weft_outlier_ejections_total', 'counter', 'Hosts ejected by outlier detection.', 'outlierEjections'],
+      ['weft_health_check_failures_total', 'counter', 'Active health checks that failed.', 'healthCheckFailures'],
     ];
     const lnames = [...this.listeners.keys()].sort();
     const lper: [string, string, keyof ListenerStats][] = [
@@ -116,6 +126,10 @@ export class ProxyStats {
       out.push(`cluster.${c}.upstream_rq_active: ${s.upstreamRqActive}`);
       out.push(`cluster.${c}.upstream_rq_timeout: ${s.upstreamRqTimeout}`);
       out.push(`cluster.${c}.upstream_rq_pending_overflow: ${s.upstreamRqOverflow}`);
+      out.push(`cluster.${c}.upstream_rq_retry: ${s.upstreamRqRetry}`);
+      out.push(`cluster.${c}.upstream_rq_retry_overflow: ${s.upstreamRqRetryOverflow}`);
+      out.push(`cluster.${c}.outlier_detection.ejections_total: ${s.outlierEjections}`);
+      out.push(`cluster.${c}.health_check.failure: ${s.healthCheckFailures}`);
     }
     for (const [l, s] of [...this.listeners].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       out.push(`listener.${l}.downstream_cx_overflow: ${s.cxOverflow}`);

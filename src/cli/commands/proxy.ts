@@ -1,8 +1,9 @@
 import { isIP } from 'node:net';
 import { InvalidArgumentError, type Command } from 'commander';
+import type { IdentityManager } from '../../proxy/identity/index.js';
 import type { Proxy } from '../../proxy/proxy.js';
 import { WeftError } from '../../lib/errors.js';
-import { globalOptions } from '../context.js';
+import { globalOptions, serverOf } from '../context.js';
 
 /** The Listener the control plane gives every Weft proxy (src/control/xds/names.ts). */
 const OUTBOUND_LISTENER = 'outbound';
@@ -20,7 +21,9 @@ interface ProxyCommandOptions {
   bootstrap?: string;
   nodeId?: string;
   drainTimeout: number;
+  concurrency: number;
   logLevel?: string;
+  api?: string;
 }
 
 const HOST_PORT = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/;
@@ -53,6 +56,12 @@ function portList(v: string, prev: number[] | undefined): number[] {
   return out;
 }
 
+function workerCount(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError(`want a number of workers (1-256), got "${v}"`);
+  return n;
+}
+
 function positiveMs(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`want milliseconds (an integer ≥ 0), got "${v}"`);
@@ -82,13 +91,19 @@ export function registerProxy(program: Command): void {
     .option('--bootstrap <file>', 'Envoy-style bootstrap (JSON or YAML): static listeners and clusters, node, admin')
     .option('--node-id <id>', 'xDS node id (default: sidecar~ADDRESS~SERVICE.NAMESPACE[~PORTS])')
     .option('--drain-timeout <ms>', 'on SIGTERM/SIGINT, how long busy connections may finish', positiveMs, 5000)
+    .option('--concurrency <n>', 'worker processes sharing the listeners (node:cluster); 1 serves in this process; one xDS stream and one admin endpoint either way', workerCount, 2)
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent (default: WEFT_LOG_LEVEL or info)')
+    .option('--api <url>', 'control plane HTTP API the workload certificate comes from, with --token (default: --server, WEFT_SERVER or http://127.0.0.1:15020)')
     .addHelpText('after', `
 In explicit mode the outbound listener takes proxy-style requests:
   curl -x http://127.0.0.1:15001 http://catalog.default/items
 and origin-form requests routed by their Host header. Prints one line when ready:
   weft proxy ready: admin=<url> outbound=<host:port> node=<id>
-SIGTERM or SIGINT: stop accepting, let busy requests finish (--drain-timeout), exit 0.`)
+SIGTERM or SIGINT: stop accepting, let busy requests finish (--drain-timeout), exit 0.
+With --token JOIN_TOKEN (from weft token create; or WEFT_JOIN_TOKEN) the proxy makes its own
+key, gets its workload certificate from --api before it starts, renews it at about half
+life, and shows it at the admin endpoint /certs. For weft proxy, --token is that join token,
+not the admin token.`)
     .action(async (opts: ProxyCommandOptions, cmd: Command) => {
       if (isIP(opts.workloadAddress) === 0) {
         throw new WeftError('WEFT_ERR_USAGE', `--workload-address: "${opts.workloadAddress}" is not an IP address`);
@@ -101,6 +116,7 @@ SIGTERM or SIGINT: stop accepting, let busy requests finish (--drain-timeout), e
       const logLevel = opts.logLevel ?? process.env.WEFT_LOG_LEVEL ?? (g.verbose === true ? 'debug' : 'info');
       const ports = opts.workloadPort ?? [];
       const nodeId = opts.nodeId ?? defaultNodeId({ ...opts, workloadPort: ports });
+      const identity = await startIdentity(opts, g, logLevel);
       const proxy = await startProxy({
         ...(opts.bootstrap !== undefined ? { bootstrap: opts.bootstrap } : {}),
         adminAddr: opts.adminAddr,
@@ -109,7 +125,9 @@ SIGTERM or SIGINT: stop accepting, let busy requests finish (--drain-timeout), e
         workload: { service: opts.service, namespace: opts.namespace, address: opts.workloadAddress, ports },
         listenerAddresses: { [OUTBOUND_LISTENER]: opts.outboundAddr },
         drainMs: opts.drainTimeout,
+        concurrency: opts.concurrency,
         logLevel,
+        ...(identity ? { identity } : {}),
       });
       const stop = handleSignals(proxy);
       const port = await whenReady(proxy, stop);
@@ -118,6 +136,25 @@ SIGTERM or SIGINT: stop accepting, let busy requests finish (--drain-timeout), e
       const outHost = host[1] !== undefined ? `[${host[1]}]` : host[2]!;
       process.stdout.write(`weft proxy ready: admin=${proxy.adminUrl} outbound=${outHost}:${port} node=${nodeId}\n`);
     });
+}
+
+/**
+ * The workload certificate, before anything else starts: a refused token or
+ * CSR stops the proxy with the CA's reason. Without a join token, none.
+ */
+async function startIdentity(opts: ProxyCommandOptions, g: ReturnType<typeof globalOptions>, logLevel: string): Promise<IdentityManager | undefined> {
+  const envToken = process.env.WEFT_JOIN_TOKEN;
+  const joinToken = g.token ?? (envToken !== undefined && envToken !== '' ? envToken : undefined);
+  if (joinToken === undefined) {
+    if (opts.api !== undefined) throw new WeftError('WEFT_ERR_USAGE', '--api names where the workload certificate comes from: pass the join token with --token (weft token create)');
+    return undefined;
+  }
+  const { createIdentityManager } = await import('../../proxy/identity/index.js');
+  const { createLogger } = await import('../../lib/log.js');
+  const identity = createIdentityManager({ apiUrl: (opts.api ?? serverOf(g)).replace(/\/+$/, ''), joinToken, log: createLogger('weft-proxy', logLevel) });
+  const svid = await identity.start();
+  process.stdout.write(`weft proxy identity: ${svid.spiffeId} serial=${svid.serialNumber} expires=${svid.notAfter.toISOString()}\n`);
+  return identity;
 }
 
 /**

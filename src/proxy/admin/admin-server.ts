@@ -16,6 +16,17 @@ export interface AdminContext {
   bootstrap(): ProtoJson;
   /** Stops accepting new downstream connections and lets busy ones finish. */
   drain(): Promise<void>;
+  /** The workload certificate (SPIFFE ID, serial, expiry; never the key), when the proxy has an identity. */
+  certs?(): unknown;
+  /**
+   * With node:cluster workers (src/proxy/workers/): the stats summed over the workers,
+   * gathered over IPC on each scrape; /stats and /metrics render these instead of `stats`.
+   */
+  gatherStats?(): Promise<ProxyStats>;
+  /** With workers: one JSON row per worker (id, pid, ready, its own request counters), at /workers. */
+  workers?(): Promise<unknown>;
+  /** With workers: per-host request counters summed over the workers, for /clusters. */
+  gatherHostCounters?(): Promise<HostCountersLookup>;
 }
 
 export interface AdminServer {
@@ -29,7 +40,11 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
   res.end(body);
 }
 
-function clustersText(snap: Snapshot): string {
+/** Per-host request counters (summed over workers when there are workers). */
+export interface HostCounters { readonly active: number; readonly total: number; readonly connectFailures: number }
+export type HostCountersLookup = (cluster: string, hostKey: string) => HostCounters | undefined;
+
+function clustersText(snap: Snapshot, counters?: HostCountersLookup): string {
   const lines: string[] = [];
   for (const c of [...snap.clusters.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
     lines.push(`${c.name}::default_priority::max_connections::${c.config.maxConnections}`);
@@ -37,7 +52,8 @@ function clustersText(snap: Snapshot): string {
     lines.push(`${c.name}::lb_policy::${c.config.lbPolicy}`);
     for (const h of c.hosts) {
       const p = `${c.name}::${h.key}`;
-      lines.push(`${p}::rq_active::${h.stats.active}`, `${p}::rq_total::${h.stats.total}`, `${p}::cx_connect_fail::${h.stats.connectFailures}`);
+      const st = counters?.(c.name, h.key) ?? h.stats;
+      lines.push(`${p}::rq_active::${st.active}`, `${p}::rq_total::${st.total}`, `${p}::cx_connect_fail::${st.connectFailures}`);
       lines.push(`${p}::weight::${h.weight}`, `${p}::priority::${h.priority}`, `${p}::zone::${h.locality}`);
       lines.push(`${p}::health_flags::${h.health === 'HEALTHY' || h.health === 'UNKNOWN' ? 'healthy' : `/eds_health_status=${h.health}`}`);
     }
@@ -45,7 +61,7 @@ function clustersText(snap: Snapshot): string {
   return lines.join('\n') + '\n';
 }
 
-function clustersJson(snap: Snapshot): unknown {
+function clustersJson(snap: Snapshot, counters?: HostCountersLookup): unknown {
   return {
     cluster_statuses: [...snap.clusters.values()].map((c) => ({
       name: c.name,
@@ -56,7 +72,7 @@ function clustersJson(snap: Snapshot): unknown {
         weight: h.weight,
         priority: h.priority,
         locality: h.locality,
-        stats: { rq_active: h.stats.active, rq_total: h.stats.total, cx_connect_fail: h.stats.connectFailures },
+        stats: ((st: HostCounters) => ({ rq_active: st.active, rq_total: st.total, cx_connect_fail: st.connectFailures }))(counters?.(c.name, h.key) ?? h.stats),
         usable: c.usable.includes(h),
       })),
     })),
@@ -71,21 +87,40 @@ export function startAdminServer(host: string, port: number, ctx: AdminContext):
       case '/ready': return ctx.isReady() ? send(res, 200, 'LIVE\n') : send(res, 503, 'PRE_INITIALIZING\n');
       case '/config_dump': return send(res, 200, JSON.stringify(configDump(snap, ctx.bootstrap()), null, 2) + '\n', 'application/json');
       case '/clusters':
+        if (ctx.gatherHostCounters !== undefined) {
+          const json = url.searchParams.get('format') === 'json';
+          return void ctx.gatherHostCounters().then(
+            (cs) => (json ? send(res, 200, JSON.stringify(clustersJson(snap, cs), null, 2) + '\n', 'application/json') : send(res, 200, clustersText(snap, cs))),
+            (e: unknown) => send(res, 500, `gathering worker stats failed: ${String(e)}\n`),
+          );
+        }
         return url.searchParams.get('format') === 'json'
           ? send(res, 200, JSON.stringify(clustersJson(snap), null, 2) + '\n', 'application/json')
           : send(res, 200, clustersText(snap));
+      case '/workers':
+        if (ctx.workers === undefined) return send(res, 404, 'not found (single process)\n');
+        return void ctx.workers().then((w) => send(res, 200, JSON.stringify({ workers: w }, null, 2) + '\n', 'application/json'), (e: unknown) => send(res, 500, `${String(e)}\n`));
       case '/stats':
-        return url.searchParams.get('format') === 'prometheus' ? send(res, 200, ctx.stats.renderPrometheus(), 'text/plain; version=0.0.4') : send(res, 200, ctx.stats.renderText());
       case '/stats/prometheus':
       case '/metrics':
+        if (ctx.gatherStats !== undefined) {
+          const prom = url.pathname !== '/stats' || url.searchParams.get('format') === 'prometheus';
+          return void ctx.gatherStats().then(
+            (st) => (prom ? send(res, 200, st.renderPrometheus(), 'text/plain; version=0.0.4') : send(res, 200, st.renderText())),
+            (e: unknown) => send(res, 500, `gathering worker stats failed: ${String(e)}\n`),
+          );
+        }
+        if (url.pathname === '/stats') return url.searchParams.get('format') === 'prometheus' ? send(res, 200, ctx.stats.renderPrometheus(), 'text/plain; version=0.0.4') : send(res, 200, ctx.stats.renderText());
         return send(res, 200, ctx.stats.renderPrometheus(), 'text/plain; version=0.0.4');
+      case '/certs':
+        return send(res, 200, JSON.stringify({ certificates: ctx.certs ? [ctx.certs()] : [] }, null, 2) + '\n', 'application/json');
       case '/drain':
       case '/drain_listeners':
         if (req.method !== 'POST') return send(res, 405, 'use POST\n');
         void ctx.drain();
         return send(res, 200, 'OK\n');
       case '/':
-        return send(res, 200, ['/ready', '/config_dump', '/clusters', '/stats', '/metrics', '/drain (POST)'].join('\n') + '\n');
+        return send(res, 200, ['/ready', '/config_dump', '/clusters', '/stats', '/metrics', '/certs', '/drain (POST)'].join('\n') + '\n');
       default:
         return send(res, 404, 'not found\n');
     }

@@ -1,6 +1,7 @@
 /** Cluster → ClusterConfig. */
 import { compileLoadAssignment } from './compile-endpoints.js';
 import { arr, durationMs, enumStr, fail, num, obj, optObj, str, typedConfig } from './proto-values.js';
+import { compileHealthCheck, compileOutlier } from './compile-health.js';
 import type { ClusterConfig, LbPolicy } from './types.js';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
@@ -54,7 +55,8 @@ export function compileCluster(v: unknown, path = ''): ClusterConfig {
   const lr = obj(c.least_request_lb_config ?? {}, at('least_request_lb_config'));
   const leastRequestChoices = num(lr.choice_count, at('least_request_lb_config.choice_count'), 2);
   if (leastRequestChoices < 2) fail(at('least_request_lb_config.choice_count'), 'must be ≥ 2');
-  let maxConnections = 1024; let maxRequests = 1024;
+  let maxConnections = 1024; let maxRequests = 1024; let maxPendingRequests = 1024; let maxRetries = 3;
+  let retryBudget: ClusterConfig['retryBudget'];
   const cb = optObj(c.circuit_breakers, at('circuit_breakers'));
   for (const [i, t] of arr(cb?.thresholds, at('circuit_breakers.thresholds')).entries()) {
     const tp = at(`circuit_breakers.thresholds[${i}]`);
@@ -62,7 +64,20 @@ export function compileCluster(v: unknown, path = ''): ClusterConfig {
     if (th.priority !== undefined && th.priority !== 'DEFAULT' && th.priority !== 0) continue;
     maxConnections = num(th.max_connections, `${tp}.max_connections`, 1024);
     maxRequests = num(th.max_requests, `${tp}.max_requests`, 1024);
+    maxPendingRequests = num(th.max_pending_requests, `${tp}.max_pending_requests`, 1024);
+    maxRetries = num(th.max_retries, `${tp}.max_retries`, 3);
+    const rb = optObj(th.retry_budget, `${tp}.retry_budget`);
+    if (rb !== undefined) {
+      const budgetPercent = num(rb.budget_percent, `${tp}.retry_budget.budget_percent`, 20);
+      if (budgetPercent < 0 || budgetPercent > 100) fail(`${tp}.retry_budget.budget_percent`, 'must be in [0, 100]');
+      retryBudget = { budgetPercent, minRetryConcurrency: num(rb.min_retry_concurrency, `${tp}.retry_budget.min_retry_concurrency`, 3) };
+    }
+    if (th.track_remaining !== undefined && th.track_remaining !== false) fail(`${tp}.track_remaining`, 'not supported');
   }
+  const clb = optObj(c.common_lb_config, at('common_lb_config'));
+  const panic = optObj(clb?.healthy_panic_threshold, at('common_lb_config.healthy_panic_threshold'));
+  const panicThresholdPercent = panic === undefined ? 50 : num(panic.value, at('common_lb_config.healthy_panic_threshold.value'), 0);
+  if (panicThresholdPercent < 0 || panicThresholdPercent > 100) fail(at('common_lb_config.healthy_panic_threshold'), 'must be in [0, 100]');
   const loadAssignment = c.load_assignment === undefined ? undefined : compileLoadAssignment(c.load_assignment, at('load_assignment'), name);
   if (kind === 'STATIC' && loadAssignment === undefined) fail(at('load_assignment'), 'a STATIC cluster needs load_assignment');
   return Object.freeze({
@@ -76,6 +91,12 @@ export function compileCluster(v: unknown, path = ''): ClusterConfig {
     leastRequestChoices,
     maxConnections,
     maxRequests,
+    maxPendingRequests,
+    maxRetries,
+    retryBudget,
+    outlier: c.outlier_detection === undefined ? undefined : compileOutlier(c.outlier_detection, at('outlier_detection')),
+    healthChecks: arr(c.health_checks, at('health_checks')).map((h, i) => compileHealthCheck(h, at(`health_checks[${i}]`))),
+    panicThresholdPercent,
     protocol,
     loadAssignment: kind === 'STATIC' ? loadAssignment : undefined,
   });

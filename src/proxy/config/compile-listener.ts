@@ -1,5 +1,7 @@
 /** Listener (+ HttpConnectionManager | TcpProxy, optionally behind ConnectionLimit) → CompiledListener. */
 import { compileRouteConfig } from './compile-route.js';
+import { DEFAULT_FILTER_DEPS, findFilter } from '../filters/registry.js';
+import type { ChainEntry } from '../filters/types.js';
 import { arr, bool, durationMs, enumStr, fail, num, obj, socketAddress, str, typedConfig } from './proto-values.js';
 import type { CompiledListener, HttpConnectionManagerConfig, ProtoJson, TcpProxyConfig } from './types.js';
 
@@ -12,6 +14,7 @@ function compileHcm(fields: ProtoJson, path: string): HttpConnectionManagerConfi
   const codec = enumStr(fields.codec_type, `${path}.codec_type`, ['AUTO', 'HTTP1', 'HTTP2', 'HTTP3'], 'AUTO');
   if (codec === 'HTTP3') fail(`${path}.codec_type`, 'HTTP/3 listeners are not supported');
   const filters = arr(fields.http_filters, `${path}.http_filters`);
+  const httpFilters: ChainEntry[] = [];
   filters.forEach((f, i) => {
     const fp = `${path}.http_filters[${i}]`;
     const o = obj(f, fp);
@@ -20,6 +23,13 @@ function compileHcm(fields: ProtoJson, path: string): HttpConnectionManagerConfi
     const isRouter = type === ROUTER_TYPE || (type === undefined && name === 'envoy.filters.http.router');
     if (isRouter) {
       if (i !== filters.length - 1) fail(fp, 'the router filter must be the last HTTP filter');
+      return;
+    }
+    const factory = findFilter(name, type);
+    if (factory !== undefined) {
+      if (bool(o.disabled, `${fp}.disabled`)) fail(`${fp}.disabled`, 'disabled filters are not supported yet');
+      const fields = o.typed_config === undefined ? {} : typedConfig(o.typed_config, `${fp}.typed_config`).fields;
+      httpFilters.push({ name, filter: factory.create(fields, `${fp}.typed_config`, DEFAULT_FILTER_DEPS) });
       return;
     }
     if (bool(o.is_optional, `${fp}.is_optional`)) return;
@@ -69,6 +79,7 @@ function compileHcm(fields: ProtoJson, path: string): HttpConnectionManagerConfi
     maxRequestHeadersBytes: maxKb * 1024,
     maxHeadersCount,
     upgradeTypes,
+    httpFilters,
   });
 }
 

@@ -3,12 +3,15 @@
  * subset Weft honours; anything else is refused with the path of the offending field
  * (a NACK keeps the last good config, which is safer than half-honouring it).
  */
+import { compileRetryPolicy } from './compile-retry.js';
+import { DEFAULT_FILTER_DEPS, findFilter } from '../filters/registry.js';
+import { runtimeFractionalPercent } from '../filters/fractional-percent.js';
 import {
-  arr, bool, compileRegex, durationMs, enumStr, fail, isObject, num, obj, optObj, optStr, str,
+  arr, bool, compileRegex, durationMs, enumStr, fail, isObject, num, obj, optObj, optStr, str, typedConfig,
 } from './proto-values.js';
 import type {
   AppendAction, CompiledRoute, CompiledRouteConfig, CompiledVirtualHost, HashPolicy, HeaderMatch,
-  HeaderMutation, HeaderToAdd, PathMatch, ProtoJson, QueryParamMatch, RegexRewrite, RouteAction,
+  HeaderMutation, HeaderToAdd, MirrorPolicy, PathMatch, ProtoJson, QueryParamMatch, RegexRewrite, RetryPolicy, RouteAction,
   StringMatch, WeightedCluster,
 } from './types.js';
 
@@ -39,7 +42,7 @@ export function stringMatches(m: StringMatch, value: string): boolean {
   }
 }
 
-function compileHeaderMatcher(v: unknown, path: string): HeaderMatch {
+export function compileHeaderMatcher(v: unknown, path: string): HeaderMatch {
   const h = obj(v, path);
   const name = str(h.name, `${path}.name`).toLowerCase();
   const base = {
@@ -144,8 +147,9 @@ function compileHashPolicies(v: unknown, path: string): HashPolicy[] {
     }
     if (h.cookie !== undefined) {
       const c = obj(h.cookie, `${p}.cookie`);
-      if (c.ttl !== undefined) fail(`${p}.cookie.ttl`, 'generated cookies (ttl) are not supported yet');
-      return { kind: 'cookie', name: str(c.name, `${p}.cookie.name`), terminal };
+      if (arr(c.attributes, `${p}.cookie.attributes`).length > 0) fail(`${p}.cookie.attributes`, 'not supported yet');
+      const ttlMs = c.ttl === undefined ? undefined : durationMs(c.ttl, `${p}.cookie.ttl`, 0);
+      return { kind: 'cookie', name: str(c.name, `${p}.cookie.name`), terminal, ttlMs, path: optStr(c.path, `${p}.cookie.path`) };
     }
     if (h.connection_properties !== undefined) {
       const c = obj(h.connection_properties, `${p}.connection_properties`);
@@ -164,11 +168,11 @@ const REDIRECT_CODES: Record<string, number> = {
   MOVED_PERMANENTLY: 301, FOUND: 302, SEE_OTHER: 303, TEMPORARY_REDIRECT: 307, PERMANENT_REDIRECT: 308,
 };
 
-function compileAction(r: ProtoJson, path: string): RouteAction {
+function compileAction(r: ProtoJson, path: string, vhost: VhostDefaults): RouteAction {
   if (r.route !== undefined) {
     const p = `${path}.route`;
     const a = obj(r.route, p);
-    for (const k of ['cluster_header', 'cluster_specifier_plugin', 'inline_cluster_specifier_plugin', 'retry_policy', 'request_mirror_policies', 'auto_host_rewrite', 'host_rewrite_header', 'host_rewrite_path_regex', 'rate_limits', 'upgrade_configs']) {
+    for (const k of ['cluster_header', 'cluster_specifier_plugin', 'inline_cluster_specifier_plugin', 'auto_host_rewrite', 'host_rewrite_header', 'host_rewrite_path_regex', 'rate_limits', 'upgrade_configs']) {
       if (a[k] !== undefined && !(Array.isArray(a[k]) && (a[k] as unknown[]).length === 0)) fail(`${p}.${k}`, 'not supported yet');
     }
     let cluster: string | undefined;
@@ -212,6 +216,10 @@ function compileAction(r: ProtoJson, path: string): RouteAction {
       timeoutMs: durationMs(a.timeout, `${p}.timeout`, DEFAULT_ROUTE_TIMEOUT_MS),
       hashPolicies: compileHashPolicies(a.hash_policy, `${p}.hash_policy`),
       clusterNotFoundStatus: nf === 'NOT_FOUND' ? 404 : nf === 'INTERNAL_SERVER_ERROR' ? 500 : 503,
+      // Envoy: a route's retry policy replaces the virtual host's (no merging).
+      retry: a.retry_policy !== undefined ? compileRetryPolicy(a.retry_policy, `${p}.retry_policy`) : vhost.retry,
+      mirrors: compileMirrors(a.request_mirror_policies, `${p}.request_mirror_policies`),
+      bufferLimitBytes: r.per_request_buffer_limit_bytes !== undefined ? num(r.per_request_buffer_limit_bytes, `${path}.per_request_buffer_limit_bytes`, 0) : vhost.bufferLimitBytes,
     };
   }
   if (r.redirect !== undefined) {
@@ -256,19 +264,66 @@ function compileAction(r: ProtoJson, path: string): RouteAction {
   return fail(path, 'needs one of route, redirect, direct_response');
 }
 
-function compileRoute(v: unknown, path: string): CompiledRoute {
+const NO_MIRRORS: readonly MirrorPolicy[] = Object.freeze([]);
+
+function compileMirrors(v: unknown, path: string): readonly MirrorPolicy[] {
+  const list = arr(v, path);
+  if (list.length === 0) return NO_MIRRORS;
+  return Object.freeze(list.map((x, i): MirrorPolicy => {
+    const p = `${path}[${i}]`;
+    const m = obj(x, p);
+    if (m.cluster_header !== undefined && m.cluster_header !== '') fail(`${p}.cluster_header`, 'not supported yet');
+    const cluster = str(m.cluster, `${p}.cluster`);
+    if (cluster === '') fail(`${p}.cluster`, 'must not be empty');
+    return { cluster, fraction: runtimeFractionalPercent(m.runtime_fraction, `${p}.runtime_fraction`, 1), shadowSuffix: !bool(m.disable_shadow_host_suffix_append, `${p}.disable_shadow_host_suffix_append`) };
+  }));
+}
+
+const NO_PER_FILTER: ReadonlyMap<string, unknown> = new Map();
+const FILTER_CONFIG_TYPE = 'envoy.config.route.v3.FilterConfig';
+
+/** typed_per_filter_config: each entry compiled by its filter's factory; unknown filters refused unless optional. */
+function compilePerFilter(v: unknown, path: string): ReadonlyMap<string, unknown> {
+  if (!isObject(v) || Object.keys(v).length === 0) return NO_PER_FILTER;
+  const out = new Map<string, unknown>();
+  for (const [name, cfg] of Object.entries(v)) {
+    const p = `${path}.${name}`;
+    let { type, fields } = typedConfig(cfg, p);
+    let optional = false;
+    if (type === FILTER_CONFIG_TYPE) {
+      optional = bool(fields.is_optional, `${p}.is_optional`);
+      if (bool(fields.disabled, `${p}.disabled`)) fail(`${p}.disabled`, 'disabling a filter per route is not supported yet');
+      ({ type, fields } = typedConfig(fields.config, `${p}.config`));
+    }
+    const factory = findFilter(name, type);
+    if (factory === undefined) {
+      if (optional) continue;
+      fail(p, `no HTTP filter implements ${type}`);
+    }
+    out.set(name, factory.compilePerRoute(fields, p, DEFAULT_FILTER_DEPS));
+  }
+  return out;
+}
+
+/** Virtual-host settings a route inherits. */
+interface VhostDefaults { readonly retry: RetryPolicy | undefined; readonly bufferLimitBytes: number }
+
+/** Envoy buffers up to the connection's buffer limit (1 MiB by default) for retries. */
+const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
+
+function compileRoute(v: unknown, path: string, vhost: VhostDefaults): CompiledRoute {
   const r = obj(v, path);
   const m = obj(r.match, `${path}.match`);
   for (const k of ['grpc', 'tls_context', 'dynamic_metadata', 'filter_state', 'runtime_fraction']) {
     if (m[k] !== undefined) fail(`${path}.match.${k}`, 'not supported yet');
   }
-  if (isObject(r.typed_per_filter_config) && Object.keys(r.typed_per_filter_config).length > 0) fail(`${path}.typed_per_filter_config`, 'not supported yet');
   return Object.freeze({
     name: r.name === undefined ? '' : str(r.name, `${path}.name`),
+    perFilter: compilePerFilter(r.typed_per_filter_config, `${path}.typed_per_filter_config`),
     path: compilePathMatch(m, `${path}.match`),
     headers: arr(m.headers, `${path}.match.headers`).map((h, i) => compileHeaderMatcher(h, `${path}.match.headers[${i}]`)),
     query: arr(m.query_parameters, `${path}.match.query_parameters`).map((q, i) => compileQueryMatcher(q, `${path}.match.query_parameters[${i}]`)),
-    action: compileAction(r, path),
+    action: compileAction(r, path, vhost),
     requestHeaders: requestMutation(r, `${path}.`),
     responseHeaders: responseMutation(r, `${path}.`),
   });
@@ -296,10 +351,14 @@ export function compileRouteConfig(v: unknown, path = ''): CompiledRouteConfig {
     if (vh.require_tls !== undefined && vh.require_tls !== 'NONE' && vh.require_tls !== 0) fail(`${p}.require_tls`, 'not supported');
     const domains = arr(vh.domains, `${p}.domains`).map((d, j) => str(d, `${p}.domains[${j}]`).toLowerCase());
     if (domains.length === 0) fail(`${p}.domains`, 'must not be empty');
+    const vhost: VhostDefaults = {
+      retry: vh.retry_policy === undefined ? undefined : compileRetryPolicy(vh.retry_policy, `${p}.retry_policy`),
+      bufferLimitBytes: num(vh.per_request_buffer_limit_bytes, `${p}.per_request_buffer_limit_bytes`, DEFAULT_BUFFER_LIMIT),
+    };
     const compiled: CompiledVirtualHost = Object.freeze({
       name: vh.name === undefined ? '' : str(vh.name, `${p}.name`),
       domains,
-      routes: Object.freeze(arr(vh.routes, `${p}.routes`).map((r, j) => compileRoute(r, `${p}.routes[${j}]`))),
+      routes: Object.freeze(arr(vh.routes, `${p}.routes`).map((r, j) => compileRoute(r, `${p}.routes[${j}]`, vhost))),
       requestHeaders: requestMutation(vh, `${p}.`),
       responseHeaders: responseMutation(vh, `${p}.`),
     });
@@ -339,6 +398,7 @@ export function referencedClusters(rc: CompiledRouteConfig): Set<string> {
       if (r.action.kind !== 'forward') continue;
       if (r.action.cluster !== undefined) out.add(r.action.cluster);
       for (const w of r.action.weighted?.clusters ?? []) out.add(w.name);
+      for (const m of r.action.mirrors) out.add(m.cluster);
     }
   }
   return out;

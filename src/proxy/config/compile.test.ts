@@ -1,5 +1,6 @@
 // Compilation of xDS resources: defaults, parsing of proto JSON forms, and clear
 // refusals (each becomes a NACK's error_detail) of what the proxy cannot honour.
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileCluster } from './compile-cluster.js';
@@ -52,6 +53,53 @@ describe('endpoints', () => {
   });
 });
 
+describe('resilience fields from the control plane (policy-proxy golden)', () => {
+  const golden = JSON.parse(readFileSync(new URL('../../../../src/control/xds/testdata/policy-proxy.golden.json', import.meta.url), 'utf8')) as Record<string, Record<string, unknown>[]>;
+  test('circuit breakers, retry budget, outlier detection and health checks compile', () => {
+    const clusters = golden['type.googleapis.com/envoy.config.cluster.v3.Cluster']!.map((c) => compileCluster(c));
+    const catalog = clusters.find((c) => c.name === 'outbound|80||catalog.default.svc.cluster.local')!;
+    assert.equal(catalog.maxPendingRequests, 50);
+    assert.equal(catalog.maxRequests, 500);
+    assert.equal(catalog.maxRetries, 3);
+    assert.deepEqual(catalog.retryBudget, { budgetPercent: 25, minRetryConcurrency: 5 });
+    assert.equal(catalog.outlier!.consecutiveGatewayFailure, 3);
+    assert.equal(catalog.outlier!.enforcingConsecutiveGatewayFailure, 100);
+    assert.equal(catalog.outlier!.successRateStdevFactor, 1900);
+    assert.equal(catalog.outlier!.maxEjectionPercent, 50);
+    assert.deepEqual(catalog.healthChecks[0]!.kind, { type: 'http', path: '/healthz', host: undefined, expected: [[200, 201], [204, 205]] });
+    assert.equal(catalog.panicThresholdPercent, 50);
+    const kinds = clusters.flatMap((c) => c.healthChecks.map((h) => h.kind.type)).sort();
+    assert.deepEqual([...new Set(kinds)], ['grpc', 'http', 'tcp']);
+  });
+  test('retry policies of the sidecar routes compile (POST/PATCH excluded by retriable_request_headers)', () => {
+    const routes = golden['type.googleapis.com/envoy.config.route.v3.RouteConfiguration']!.filter((r) => r.name === 'outbound');
+    const rc = compileRouteConfig(routes[0]);
+    const retries = rc.virtualHosts.flatMap((vh) => vh.routes).map((r) => (r.action.kind === 'forward' ? r.action.retry : undefined)).filter((r) => r !== undefined);
+    assert.ok(retries.length > 0);
+    assert.ok(retries.some((r) => r.retriableRequestHeaders.length === 1 && r.retriableRequestHeaders[0]!.name === ':method' && r.retriableRequestHeaders[0]!.invert));
+    const perFilter = rc.virtualHosts.flatMap((vh) => vh.routes).flatMap((r) => [...r.perFilter.keys()]);
+    assert.ok(perFilter.includes('envoy.filters.http.fault') && perFilter.includes('envoy.filters.http.local_ratelimit'));
+  });
+  test('the sidecar listener with local_ratelimit and fault before the router compiles', () => {
+    const ls = golden['type.googleapis.com/envoy.config.listener.v3.Listener']!.filter((l) => l.name === 'outbound');
+    const l = compileListener(ls[0]);
+    assert.deepEqual(l!.hcm!.httpFilters.map((f) => f.name), ['envoy.filters.http.local_ratelimit', 'envoy.filters.http.fault']);
+  });
+  test('every resource of the golden compiles (nothing the control plane emits for policies is NACKed)', () => {
+    const compilers: Record<string, (v: unknown) => unknown> = {
+      Cluster: (v) => compileCluster(v), ClusterLoadAssignment: (v) => compileLoadAssignment(v), Listener: (v) => compileListener(v), RouteConfiguration: (v) => compileRouteConfig(v),
+    };
+    for (const [url, list] of Object.entries(golden)) {
+      const kind = url.slice(url.lastIndexOf('.') + 1);
+      for (const r of list) assert.doesNotThrow(() => compilers[kind]!(r), `${kind} ${String(r.name ?? r.cluster_name)}`);
+    }
+  });
+  test('refused: unknown health checker, tcp payloads', () => {
+    refuses(() => compileCluster({ name: 'a', type: 'EDS', health_checks: [{ timeout: '1s', interval: '1s', healthy_threshold: 1, unhealthy_threshold: 1, custom_health_check: {} }] }), /health_checks\[0\]: needs http_health_check/);
+    refuses(() => compileCluster({ name: 'a', type: 'EDS', health_checks: [{ timeout: '1s', interval: '1s', healthy_threshold: 1, unhealthy_threshold: 1, tcp_health_check: { send: { text: '00' } } }] }), /send\/receive payloads/);
+  });
+});
+
 describe('route configs', () => {
   test('domain wildcards must be a prefix or suffix; duplicates refused', () => {
     refuses(() => compileRouteConfig({ virtual_hosts: [{ name: 'a', domains: ['a.*.b'], routes: [] }] }), /wildcard may only be/);
@@ -60,11 +108,32 @@ describe('route configs', () => {
 
   test('unsupported features are refused with their path', () => {
     const rc = (route: Record<string, unknown>): unknown => ({ virtual_hosts: [{ name: 'v', domains: ['*'], routes: [route] }] });
-    refuses(() => compileRouteConfig(rc({ match: { prefix: '/' }, route: { cluster: 'c', retry_policy: { num_retries: 2 } } })), /virtual_hosts\[0\]\.routes\[0\]\.route\.retry_policy: not supported yet/);
+    refuses(() => compileRouteConfig(rc({ match: { prefix: '/' }, route: { cluster: 'c', retry_policy: { retry_on: '5xx', retry_priority: { name: 'x' } } } })), /virtual_hosts\[0\]\.routes\[0\]\.route\.retry_policy\.retry_priority: not supported yet/);
+    refuses(() => compileRouteConfig(rc({ match: { prefix: '/' }, route: { cluster: 'c', retry_policy: { retry_on: '5xx,bogus' } } })), /retry_policy\.retry_on: unknown or unsupported retry condition "bogus"/);
     refuses(() => compileRouteConfig(rc({ match: { prefix: '/', grpc: {} }, route: { cluster: 'c' } })), /match\.grpc: not supported yet/);
     refuses(() => compileRouteConfig(rc({ match: { safe_regex: { regex: '(a)\\1' } }, route: { cluster: 'c' } })), /backreferences/);
     refuses(() => compileRouteConfig(rc({ match: { prefix: '/' }, route: { weighted_clusters: { clusters: [{ name: 'a', weight: 0 }] } } })), /weights must sum/);
     refuses(() => compileRouteConfig(rc({ match: {}, route: { cluster: 'c' } })), /needs one of prefix, path, safe_regex, path_separated_prefix/);
+  });
+
+  test('retry_policy compiles with Envoy defaults; the route policy replaces the virtual host one', () => {
+    const r = compileRouteConfig({ virtual_hosts: [{
+      name: 'v', domains: ['*'], retry_policy: { retry_on: 'connect-failure' },
+      routes: [
+        { match: { prefix: '/a' }, route: { cluster: 'c', retry_policy: { retry_on: '5xx,retriable-status-codes,unavailable', num_retries: { value: 3 }, per_try_timeout: '2s', retriable_status_codes: [409], retry_back_off: { base_interval: '0.01s' } } } },
+        { match: { prefix: '/' }, route: { cluster: 'c' } },
+      ],
+    }] });
+    const [a, b] = r.virtualHosts[0]!.routes.map((x) => (x.action.kind === 'forward' ? x.action.retry : undefined));
+    assert.deepEqual([...a!.on], ['5xx', 'retriable-status-codes', 'unavailable']);
+    assert.equal(a!.numRetries, 3);
+    assert.equal(a!.perTryTimeoutMs, 2000);
+    assert.equal(a!.backoffBaseMs, 10);
+    assert.equal(a!.backoffMaxMs, 100);
+    assert.ok(a!.retriableStatusCodes.has(409));
+    assert.deepEqual([...b!.on], ['connect-failure']);
+    assert.equal(b!.numRetries, 1);
+    assert.equal(b!.backoffBaseMs, 25);
   });
 
   test('route timeout defaults to 15 s; 0 disables it', () => {
@@ -98,8 +167,10 @@ describe('listeners', () => {
   test('unknown HTTP filters are refused unless optional; the router must be last', () => {
     const fault = { name: 'envoy.filters.http.fault', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } };
     const router = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
-    refuses(() => compileListener(l(hcm({ http_filters: [fault, router] }))), /HTTPFault is not supported yet/);
-    assert.ok(compileListener(l(hcm({ http_filters: [{ ...fault, is_optional: true }, router] }))));
+    const jwt = { name: 'envoy.filters.http.jwt_authn', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication' } };
+    refuses(() => compileListener(l(hcm({ http_filters: [jwt, router] }))), /JwtAuthentication is not supported yet/);
+    assert.equal(compileListener(l(hcm({ http_filters: [{ ...jwt, is_optional: true }, router] })))!.hcm!.httpFilters.length, 0);
+    assert.deepEqual(compileListener(l(hcm({ http_filters: [fault, router] })))!.hcm!.httpFilters.map((f) => f.name), ['envoy.filters.http.fault']);
     refuses(() => compileListener(l(hcm({ http_filters: [router, { ...fault, is_optional: true }] }))), /router filter must be the last/);
   });
 

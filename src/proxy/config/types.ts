@@ -5,6 +5,8 @@
  * snapshot that a request captured cannot change under it.
  */
 
+import type { ChainEntry } from '../filters/types.js';
+
 /** A JSON object as proto-loader produces it (keepCase, json: true). */
 export type ProtoJson = Record<string, unknown>;
 
@@ -56,7 +58,8 @@ export interface HeaderMutation {
 
 export type HashPolicy =
   | { readonly kind: 'header'; readonly name: string; readonly terminal: boolean }
-  | { readonly kind: 'cookie'; readonly name: string; readonly terminal: boolean }
+  /** ttlMs set: a missing cookie is generated and set on the response (router/hash-cookie.ts). */
+  | { readonly kind: 'cookie'; readonly name: string; readonly terminal: boolean; readonly ttlMs?: number | undefined; readonly path?: string | undefined }
   | { readonly kind: 'source-ip'; readonly terminal: boolean }
   | { readonly kind: 'query'; readonly name: string; readonly terminal: boolean };
 
@@ -85,6 +88,42 @@ export interface ForwardAction {
   readonly hashPolicies: readonly HashPolicy[];
   /** Status when the named cluster does not exist (Envoy: 503 by default). */
   readonly clusterNotFoundStatus: number;
+  /** route.retry_policy (else the virtual host's); undefined: no retries. */
+  readonly retry?: RetryPolicy | undefined;
+  /** Request bodies up to this many bytes are buffered so an attempt can be replayed. */
+  readonly bufferLimitBytes: number;
+  /** request_mirror_policies (empty: none). */
+  readonly mirrors: readonly MirrorPolicy[];
+}
+
+export interface MirrorPolicy {
+  readonly cluster: string;
+  /** runtime_fraction default_value as a probability (1 when absent). */
+  readonly fraction: number;
+  /** Envoy appends -shadow to the host unless disable_shadow_host_suffix_append. */
+  readonly shadowSuffix: boolean;
+}
+
+/** Envoy retry_on conditions Weft honours (x-envoy-retry-on / x-envoy-retry-grpc-on names). */
+export type RetryOn =
+  | '5xx' | 'gateway-error' | 'reset' | 'reset-before-request' | 'connect-failure' | 'refused-stream'
+  | 'retriable-4xx' | 'retriable-status-codes' | 'envoy-ratelimited'
+  | 'cancelled' | 'deadline-exceeded' | 'internal' | 'resource-exhausted' | 'unavailable';
+
+export interface RetryPolicy {
+  readonly on: ReadonlySet<RetryOn>;
+  /** Retries after the first attempt (num_retries, Envoy's default 1). */
+  readonly numRetries: number;
+  /** 0: no per-try timeout (the route timeout bounds all attempts). */
+  readonly perTryTimeoutMs: number;
+  /** retry_back_off (Envoy: base 25 ms, max 10 × base); full jitter. */
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  readonly retriableStatusCodes: ReadonlySet<number>;
+  /** All must match the request (`:method` included) for it to be retried at all. */
+  readonly retriableRequestHeaders: readonly HeaderMatch[];
+  /** Picks tried to find a host not tried before (previous_hosts; Weft always prefers another host). */
+  readonly hostSelectionMaxAttempts: number;
 }
 
 export interface RedirectAction {
@@ -109,6 +148,8 @@ export type RouteAction = ForwardAction | RedirectAction | DirectResponseAction;
 
 export interface CompiledRoute {
   readonly name: string;
+  /** typed_per_filter_config compiled by each filter's factory, keyed by filter name (empty map when none). */
+  readonly perFilter: ReadonlyMap<string, unknown>;
   readonly path: PathMatch;
   readonly headers: readonly HeaderMatch[];
   readonly query: readonly QueryParamMatch[];
@@ -159,6 +200,8 @@ export interface HttpConnectionManagerConfig {
   readonly maxHeadersCount: number;
   /** HTTP Upgrade types (lower-case) passed through, from upgrade_configs. */
   readonly upgradeTypes: ReadonlySet<string>;
+  /** HTTP filters before the router, in order (filters/registry.ts); empty: the router alone. */
+  readonly httpFilters: readonly ChainEntry[];
 }
 
 export interface TcpProxyConfig {
@@ -196,6 +239,14 @@ export interface ClusterConfig {
   /** Circuit breaker thresholds (default priority). */
   readonly maxConnections: number;
   readonly maxRequests: number;
+  readonly maxPendingRequests: number;
+  /** Concurrent retries (ignored when retryBudget is set, as in Envoy). */
+  readonly maxRetries: number;
+  readonly retryBudget?: { readonly budgetPercent: number; readonly minRetryConcurrency: number } | undefined;
+  readonly outlier?: OutlierConfig | undefined;
+  readonly healthChecks: readonly HealthCheckConfig[];
+  /** common_lb_config.healthy_panic_threshold, percent (Envoy's default 50). */
+  readonly panicThresholdPercent: number;
   /** Upstream HTTP protocol (HttpProtocolOptions explicit_http_config, or the deprecated http2_protocol_options). */
   readonly protocol: 'http1' | 'http2';
   /** Load assignment given inline (STATIC clusters). */
@@ -217,4 +268,34 @@ export interface EndpointSpec {
 export interface EndpointAssignment {
   readonly clusterName: string;
   readonly endpoints: readonly EndpointSpec[];
+}
+
+/** outlier_detection, Envoy's defaults applied; enforcing_* are percentages. */
+export interface OutlierConfig {
+  readonly consecutive5xx: number;
+  readonly enforcingConsecutive5xx: number;
+  readonly consecutiveGatewayFailure: number;
+  readonly enforcingConsecutiveGatewayFailure: number;
+  readonly intervalMs: number;
+  readonly baseEjectionTimeMs: number;
+  readonly maxEjectionTimeMs: number;
+  readonly maxEjectionPercent: number;
+  readonly enforcingSuccessRate: number;
+  readonly successRateMinimumHosts: number;
+  readonly successRateRequestVolume: number;
+  /** In thousandths (1900 = 1.9), as Envoy reads it. */
+  readonly successRateStdevFactor: number;
+}
+
+export type HealthCheckKind =
+  | { readonly type: 'http'; readonly path: string; readonly host?: string | undefined; readonly expected: readonly (readonly [number, number])[] }
+  | { readonly type: 'tcp' }
+  | { readonly type: 'grpc'; readonly serviceName: string; readonly authority?: string | undefined };
+
+export interface HealthCheckConfig {
+  readonly kind: HealthCheckKind;
+  readonly timeoutMs: number;
+  readonly intervalMs: number;
+  readonly unhealthyThreshold: number;
+  readonly healthyThreshold: number;
 }

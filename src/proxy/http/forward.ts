@@ -24,6 +24,12 @@ import { matchRoute, selectVirtualHost, type RequestView } from '../router/route
 import type { ProxyStats } from '../stats.js';
 import { hash53 } from '../upstream/lb/hash.js';
 import type { ClusterHost, ClusterRuntime } from '../upstream/cluster/cluster-manager.js';
+import { admitRequest } from '../upstream/circuit/circuit-breaker.js';
+import { grpcStatusOf, type AttemptOutcome } from '../upstream/retry/outcome.js';
+import { createRetryState } from '../upstream/retry/retry-loop.js';
+import { runFilterChain } from '../filters/chain.js';
+import { mirrorRequest } from '../router/mirror.js';
+import { generatedCookieValue, generatedSetCookie } from '../router/hash-cookie.js';
 import { connectionTokens, filterRawHeaders } from './hop-by-hop.js';
 
 export interface AccessLogEntry {
@@ -112,7 +118,7 @@ function requestHash(policies: readonly HashPolicy[], req: IncomingMessage, t: T
     let part: string | undefined;
     switch (p.kind) {
       case 'header': { const v = req.headers[p.name]; part = Array.isArray(v) ? v.join(',') : v; break; }
-      case 'cookie': part = cookieValue(req.headers.cookie, p.name); break;
+      case 'cookie': part = cookieValue(req.headers.cookie, p.name) ?? (p.ttlMs !== undefined ? generatedCookieValue(req) : undefined); break;
       case 'source-ip': part = req.socket.remoteAddress; break;
       case 'query': part = queryParam(t.query, p.name); break;
     }
@@ -248,10 +254,7 @@ function pickUpstream(snap: Snapshot, a: ForwardAction, req: IncomingMessage, t:
   if (c === undefined) return { flag: 'NC', status: a.clusterNotFoundStatus };
   const h = c.lb.pick({ hash: requestHash(a.hashPolicies, req, t) }) as ClusterHost | undefined;
   if (h === undefined) return { flag: 'UH', cluster: c };
-  if (c.stats.upstreamRqActive >= c.config.maxRequests) {
-    c.stats.upstreamRqOverflow++;
-    return { flag: 'UO', cluster: c };
-  }
+  if (!admitRequest(c)) return { flag: 'UO', cluster: c };
   return { cluster: c, host: h, wc };
 }
 
@@ -322,7 +325,17 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
       res.end();
       return;
     }
-    forward(action, r.t);
+    // HTTP filters before the router (filters/registry.ts): they may answer (FI, RL) or delay.
+    const chain = listener?.hcm?.httpFilters;
+    if (chain === undefined || chain.length === 0) forward(action, r.t);
+    else {
+      runFilterChain(chain, route, { method: req.method ?? 'GET', headers: req.headers, cluster: action.cluster, grpc }, (reply) => {
+        if (finished || res.headersSent) return;
+        if (reply === undefined) return forward(action, r.t);
+        flag = reply.flag;
+        status = sendLocalReply(res, reply.flag, { status: reply.status, requestId: rid, grpc, grpcStatus: reply.grpcStatus, headers: reply.headers });
+      });
+    }
 
     function forward(a: ForwardAction, t: Target): void {
       const p = pickUpstream(snap, a, req, t);
@@ -330,20 +343,32 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
         cluster = p.cluster;
         return local(p.flag, p.status);
       }
-      const { cluster: c, host: h, wc } = p;
+      const { cluster: c, wc } = p;
+      let h = p.host;
       cluster = c;
       host = h;
       c.stats.upstreamRqActive++;
       c.stats.upstreamRqTotal++;
       h.stats.active++;
       h.stats.total++;
-      onDone = () => { c.stats.upstreamRqActive--; h.stats.active--; };
+      onDone = () => {
+        c.stats.upstreamRqActive--; h.stats.active--;
+        if (retry !== undefined) {
+          if (flag === undefined && retry.passThrough !== undefined && res.writableFinished) flag = retry.passThrough;
+          retry.done();
+        }
+      };
 
       const headers = upstreamHeaders(req, t, a, rid, levels(rc, vh, route, wc, 'request'));
       const path = rewritePath(route, a, t.path);
       const upstreamPath = t.query === '' && !(req.url ?? '').endsWith('?') ? path : `${path}?${t.query}`;
       const bodyless = BODYLESS.has(req.method ?? '') && req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
+      // Retries (route retry_policy): see upstream/retry/retry-loop.ts.
+      const retry = a.retry === undefined ? undefined : createRetryState(a.retry, c, req, bodyless, a.bufferLimitBytes);
+      // Mirrors (request_mirror_policies): fire and forget, see router/mirror.ts.
+      if (a.mirrors.length > 0) mirrorRequest(snap, a.mirrors, req, headers, upstreamPath, bodyless, a.timeoutMs);
       const responseLevels = levels(rc, vh, route, wc, 'response');
+      const setCookie = a.hashPolicies.length === 0 ? undefined : generatedSetCookie(a.hashPolicies, req);
 
       // A gRPC deadline (grpc-timeout) bounds the upstream request too.
       const gt = grpc ? grpcTimeoutMs(req.headers['grpc-timeout']) : undefined;
@@ -354,6 +379,8 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
       if (timeoutMs > 0) {
         timer = setTimeout(() => {
           c.stats.upstreamRqTimeout++;
+          // Outlier detection counts a timed-out attempt (not a wait between retries).
+          if (!res.headersSent && retry?.backingOff !== true) c.resilience.report(h.key, { kind: 'timeout' });
           cancelUpstream?.();
           local('UT');
         }, timeoutMs);
@@ -371,6 +398,7 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
       const writeResponseHead = (code: number, message: string | undefined, raw: string[], endStream = false): boolean => {
         let out = raw;
         out.push(UPSTREAM_TIME_HEADER, String(Math.round(performance.now() - sent)));
+        if (setCookie !== undefined) out.push('set-cookie', setCookie);
         out = applyMutations(out, responseLevels);
         status = code;
         const stream = (res as unknown as { stream?: { respond(h: OutgoingHttpHeaders, o: { endStream: boolean }): void } }).stream;
@@ -385,15 +413,46 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
         else res.writeHead(status, message, out);
         return true;
       };
-      const upstreamFailed = (connected: boolean): void => {
+      // --- resilience hooks (retry-loop.ts, outlier detection): begin ---
+      /** An attempt ended: tell outlier detection; true when a retry was scheduled instead. */
+      const attemptEnded = (o: AttemptOutcome): boolean => {
+        c.resilience.report(h.key, o);
+        if (retry === undefined || finished || flag !== undefined || res.headersSent) return false;
+        return retry.schedule(o, h, (next) => {
+          if (finished || flag !== undefined) return;
+          h.stats.active--;
+          h = next;
+          host = h;
+          h.stats.active++;
+          h.stats.total++;
+          c.stats.upstreamRqTotal++;
+          launch();
+        });
+      };
+      const perTryTimedOut = (): void => {
+        if (finished || flag !== undefined) return;
+        cancelUpstream?.();
+        if (attemptEnded({ kind: 'per-try-timeout' })) return;
+        c.stats.upstreamRqTimeout++;
+        if (timer !== undefined) clearTimeout(timer);
+        local('UT');
+      };
+      const launch = (): void => {
+        retry?.armPerTry(perTryTimedOut);
+        if (c.config.protocol === 'http2') attemptH2(false);
+        else attemptH1(false);
+      };
+      // --- resilience hooks: end ---
+      const upstreamFailed = (connected: boolean, refused = false): void => {
         if (finished || flag !== undefined || res.writableEnded) return;
         if (!connected) {
           c.stats.upstreamCxConnectFail++;
           h.stats.connectFailures++;
         }
+        if (!res.headersSent && attemptEnded(refused ? { kind: 'refused-stream' } : connected ? { kind: 'reset' } : { kind: 'connect-failure' })) return;
         if (timer !== undefined) clearTimeout(timer);
         if (res.headersSent) { flag = 'UC'; res.destroy(); return; }
-        local(connected ? 'UC' : 'UF');
+        local(retry?.passThrough === 'URX' ? 'URX' : connected ? 'UC' : 'UF');
       };
 
       const attemptH1 = (retried: boolean): void => {
@@ -401,7 +460,8 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
         const r = httpRequest({
           host: h.address, port: h.port, method: req.method, path: upstreamPath, headers, agent: c.pool.agent, setHost: false,
         });
-        cancelUpstream = () => r.destroy();
+        let stale = false;
+        cancelUpstream = () => { stale = true; r.destroy(); };
         r.on('socket', (s: Socket) => {
           if (!s.connecting) { connected = true; return; }
           c.stats.upstreamCxTotal++;
@@ -413,14 +473,15 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
           s.once('close', () => clearTimeout(ct));
         });
         r.on('error', () => {
-          if (flag !== undefined || res.writableEnded) return;
+          if (stale || flag !== undefined || res.writableEnded) return;
           // A reused keep-alive socket the upstream closed as we wrote: retry once on a
           // fresh connection if nothing of the request body has been consumed.
           if (connected && r.reusedSocket && bodyless && !retried && !res.headersSent) return attemptH1(true);
           upstreamFailed(connected);
         });
         r.on('response', (up: IncomingMessage) => {
-          if (finished || flag !== undefined || res.writableEnded || (res.destroyed as boolean | undefined) === true) { up.resume(); return; }
+          if (stale || finished || flag !== undefined || res.writableEnded || (res.destroyed as boolean | undefined) === true) { up.resume(); return; }
+          if (attemptEnded({ kind: 'response', status: up.statusCode ?? 502, grpcStatus: grpcStatusOf(up.headers['grpc-status']) })) { up.resume(); return; }
           writeResponseHead(up.statusCode ?? 502, up.statusMessage, filterRawHeaders(up.rawHeaders, connectionTokens(up.headers.connection), SKIP_RESPONSE));
           up.pipe(res, { end: false });
           up.on('end', () => endWith(up.rawTrailers.length > 0 ? rawToObject(up.rawTrailers) : undefined));
@@ -428,6 +489,7 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
           up.on('aborted', () => { if (!res.writableFinished) { flag ??= 'UC'; res.destroy(); } });
         });
         if (bodyless) r.end();
+        else if (retry !== undefined) retry.sendBody(r);
         else req.pipe(r);
       };
 
@@ -455,10 +517,11 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
         let superseded = false;
         let trailersOnly = false;
         let trailers: Record<string, string> | undefined;
-        cancelUpstream = () => { if (!s.destroyed) s.close(h2constants.NGHTTP2_CANCEL); };
+        cancelUpstream = () => { superseded = true; if (!s.destroyed) s.close(h2constants.NGHTTP2_CANCEL); };
         s.on('response', (rh: H2Headers, flags: number) => {
           responded = true;
-          if (finished || flag !== undefined || res.writableEnded) { s.resume(); return; }
+          if (superseded || finished || flag !== undefined || res.writableEnded) { s.resume(); return; }
+          if (attemptEnded({ kind: 'response', status: Number(rh[':status'] ?? 502), grpcStatus: grpcStatusOf(rh['grpc-status']) })) { superseded = true; s.resume(); return; }
           const endStream = (flags & h2constants.NGHTTP2_FLAG_END_STREAM) !== 0;
           if (!writeResponseHead(Number(rh[':status'] ?? 502), undefined, filterRawHeaders(h2ToRaw(rh), undefined, SKIP_RESPONSE), endStream)) {
             trailersOnly = true;
@@ -468,23 +531,23 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
           s.pipe(res, { end: false });
         });
         s.on('trailers', (th: H2Headers) => { trailers = rawToObject(h2ToRaw(th)); });
-        s.on('end', () => { if (responded && flag === undefined && !trailersOnly) endWith(trailers); });
+        s.on('end', () => { if (responded && !superseded && flag === undefined && !trailersOnly) endWith(trailers); });
         s.on('error', () => {
+          if (superseded) return;
           if (responded) { if (!res.writableFinished) { flag ??= 'UC'; res.destroy(); } return; }
           // REFUSED_STREAM: the server did not process it; safe to retry once.
           if (s.rstCode === h2constants.NGHTTP2_REFUSED_STREAM && bodyless && !retried) { superseded = true; return attemptH2(true); }
-          upstreamFailed(conn.connected);
+          upstreamFailed(conn.connected, s.rstCode === h2constants.NGHTTP2_REFUSED_STREAM);
         });
         s.on('close', () => {
           if (superseded) return;
           if (!responded) { upstreamFailed(conn.connected); return; }
           if (!trailersOnly && !res.writableEnded && flag === undefined && !s.readableEnded) { flag = 'UC'; res.destroy(); }
         });
-        if (!bodyless) req.pipe(s);
+        if (!bodyless) { if (retry !== undefined) retry.sendBody(s); else req.pipe(s); }
       };
 
-      if (c.config.protocol === 'http2') attemptH2(false);
-      else attemptH1(false);
+      launch();
     }
   };
 }

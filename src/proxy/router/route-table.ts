@@ -45,7 +45,7 @@ function headerValue(headers: RequestView['headers'], name: string): string | un
   return Array.isArray(v) ? v.join(',') : v;
 }
 
-function headerMatches(m: HeaderMatch, headers: RequestView['headers']): boolean {
+export function headerMatches(m: HeaderMatch, headers: RequestView['headers']): boolean {
   let value = headerValue(headers, m.name);
   if (value === undefined && m.treatMissingAsEmpty) value = '';
   let ok: boolean;

@@ -8,8 +8,10 @@
  */
 import type { ClusterConfig, EndpointAssignment, HealthStatus } from '../../config/types.js';
 import type { ClusterStats, ProxyStats } from '../../stats.js';
-import { createLoadBalancer, type Host, type HostStats, type LoadBalancer } from '../lb/index.js';
+import type { Host, HostStats } from '../lb/index.js';
 import { createUpstreamPool, type UpstreamPool } from '../pool/upstream-pool.js';
+import { createHostSetLb, type HostSetLb } from './host-set-lb.js';
+import { ClusterResilience, type ResilienceOptions } from './resilience.js';
 
 export interface ClusterHost extends Host {
   readonly health: HealthStatus;
@@ -23,9 +25,11 @@ export interface ClusterRuntime {
   readonly assignment: EndpointAssignment | undefined;
   /** Every host EDS listed, usable or not (for /clusters). */
   readonly hosts: readonly ClusterHost[];
-  /** Hosts the load balancer chooses from. */
+  /** Hosts EDS lets take traffic (the load balancer further drops failed and ejected ones: lb.current()). */
   readonly usable: readonly ClusterHost[];
-  readonly lb: LoadBalancer;
+  readonly lb: HostSetLb;
+  /** Outlier detection, active health checks, retry gauge; shared by every build of this cluster. */
+  readonly resilience: ClusterResilience;
   readonly pool: UpstreamPool;
   readonly stats: ClusterStats;
 }
@@ -34,6 +38,7 @@ interface Shared {
   pool: UpstreamPool;
   maxConnections: number;
   hostStats: Map<string, HostStats>;
+  resilience: ClusterResilience;
 }
 
 const USABLE: ReadonlySet<HealthStatus> = new Set(['HEALTHY', 'UNKNOWN']);
@@ -42,7 +47,7 @@ export class ClusterManager {
   private readonly shared = new Map<string, Shared>();
   private current = new Map<string, ClusterRuntime>();
 
-  constructor(private readonly stats: ProxyStats) {}
+  constructor(private readonly stats: ProxyStats, private readonly resilienceOptions: ResilienceOptions = {}) {}
 
   /** Builds the runtime clusters for a new snapshot, reusing unchanged ones. */
   build(configs: ReadonlyMap<string, ClusterConfig>, endpoints: ReadonlyMap<string, EndpointAssignment>): Map<string, ClusterRuntime> {
@@ -59,6 +64,7 @@ export class ClusterManager {
     for (const [name, s] of this.shared) {
       if (!next.has(name)) {
         s.pool.close();
+        s.resilience.close();
         this.shared.delete(name);
       }
     }
@@ -74,7 +80,10 @@ export class ClusterManager {
       this.shared.set(config.name, shared);
     }
     if (shared === undefined) {
-      shared = { pool: createUpstreamPool(config.maxConnections), maxConnections: config.maxConnections, hostStats: new Map() };
+      shared = {
+        pool: createUpstreamPool(config.maxConnections), maxConnections: config.maxConnections, hostStats: new Map(),
+        resilience: new ClusterResilience(config.name, this.stats.cluster(config.name), this.resilienceOptions),
+      };
       this.shared.set(config.name, shared);
     }
     const seen = new Set<string>();
@@ -91,22 +100,17 @@ export class ClusterManager {
       hosts.push(Object.freeze({ address: e.address, port: e.port, key, weight: e.weight, health: e.health, priority: e.priority, locality: e.locality, stats: hs }));
     }
     for (const key of shared.hostStats.keys()) if (!seen.has(key)) shared.hostStats.delete(key);
-    // Envoy fails over by priority: use the lowest priority level with a usable host,
-    // dropping endpoints whose locality weight is 0.
-    const candidates = hosts.filter((h) => USABLE.has(h.health) && h.weight > 0);
-    const top = Math.min(...candidates.map((h) => h.priority));
-    const usable = candidates.filter((h) => h.priority === top);
-    const lb = createLoadBalancer(config.lbPolicy, usable, {
-      minRingSize: config.ringHash.minRingSize,
-      maxRingSize: config.ringHash.maxRingSize,
-      maglevTableSize: config.maglevTableSize,
-      leastRequestChoices: config.leastRequestChoices,
+    // Priority failover, panic threshold and proxy-decided health live in the host-set LB.
+    const usable = hosts.filter((h) => USABLE.has(h.health) && h.weight > 0);
+    shared.resilience.configure(config, usable);
+    const lb = createHostSetLb(config, hosts, shared.resilience.health);
+    return Object.freeze({
+      name: config.name, config, assignment, hosts, usable, lb, pool: shared.pool, stats: this.stats.cluster(config.name), resilience: shared.resilience,
     });
-    return Object.freeze({ name: config.name, config, assignment, hosts, usable, lb, pool: shared.pool, stats: this.stats.cluster(config.name) });
   }
 
   close(): void {
-    for (const s of this.shared.values()) s.pool.close();
+    for (const s of this.shared.values()) { s.pool.close(); s.resilience.close(); }
     this.shared.clear();
   }
 }

@@ -8,8 +8,9 @@
  * the downstream side is node:http, and `pipe()` between node:http streams gives
  * streaming with back-pressure both ways (and upload of a request body while the
  * response streams) for free, where undici's dispatch handler would need a hand-made
- * bridge. Not yet measured: the end-to-end proxy with each. Revisit with the HTTP/2
- * upstream, where undici's Pool could be the one pool for both protocols.
+ * bridge. Measured end to end through Weft (2026-11-25, docs/adr/0004): no gain the
+ * shared 2-core machine could show (+2 % req/s, inside the noise) for +14.8 MB of idle
+ * RSS, so the Agent stays.
  */
 import { Agent } from 'node:http';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';

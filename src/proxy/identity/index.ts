@@ -1,0 +1,4 @@
+export {
+  createIdentityManager, systemClock, unverifiedClaims,
+  type CertsView, type IdentityClock, type IdentityManager, type IdentityManagerOptions, type WorkloadSvid,
+} from './identity-manager.js';
