@@ -5,41 +5,47 @@
  * response, RDS for every route_config_name; every response ACKed with the
  * names still wanted. Responses are read with wire.ts (names only), except
  * LDS (one small resource), which is decoded in full to find the RDS names.
+ *
+ * With `delta`, the same over DeltaAggregatedResources: wildcard CDS and LDS
+ * (empty first subscribe), EDS/RDS names subscribed and unsubscribed as they
+ * come and go, each response ACKed by its nonce; what the client holds is the
+ * union of what it was sent minus removed_resources.
  */
 import * as grpc from '@grpc/grpc-js';
-import { adsServices } from '../../src/xds/protos.js';
+import { adsServices, envoyPackageDefinition } from '../../src/xds/protos.js';
 import { CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER, ROUTE_CONFIGURATION } from '../../src/xds/type-urls.js';
-import { now, parseResponse, resourceName, type LightResponse } from './wire.js';
+import { now, parseDeltaResponse, parseResponse, resourceName, type LightResponse } from './wire.js';
 
 const METHOD = 'StreamAggregatedResources';
+const DELTA = 'DeltaAggregatedResources';
 type AdsCall = grpc.ClientDuplexStream<Record<string, unknown>, LightResponse>;
-type AdsStub = grpc.Client & { [METHOD](): AdsCall };
+type AdsStub = grpc.Client & { [METHOD](): AdsCall; [DELTA](): AdsCall };
 
 let ctor: grpc.ServiceClientConstructor | undefined;
 let decodeFull: ((b: Buffer) => unknown) | undefined;
+let decodeListener: ((b: Buffer) => unknown) | undefined;
 
 /** An ADS client class whose responses are LightResponses (requests use proto-loader's serializer). */
 function lightCtor(): grpc.ServiceClientConstructor {
   if (ctor) return ctor;
   const def = adsServices().ads[METHOD];
-  if (!def) throw new Error('ADS service definition has no StreamAggregatedResources');
+  const delta = adsServices().ads[DELTA];
+  if (!def || !delta) throw new Error('ADS service definition has no StreamAggregatedResources / DeltaAggregatedResources');
   decodeFull = def.responseDeserialize as (b: Buffer) => unknown;
-  ctor = grpc.makeGenericClientConstructor(
-    {
-      [METHOD]: {
-        path: def.path,
-        requestStream: true,
-        responseStream: true,
-        requestSerialize: def.requestSerialize,
-        requestDeserialize: def.requestDeserialize,
-        responseSerialize: (): Buffer => {
-          throw new Error('a client does not serialize responses');
-        },
-        responseDeserialize: parseResponse,
-      },
+  const listener = envoyPackageDefinition()['envoy.config.listener.v3.Listener'] as unknown as { deserialize: (b: Buffer) => unknown };
+  decodeListener = (b) => listener.deserialize(b);
+  const light = (d: typeof def, parse: (b: Buffer) => LightResponse): grpc.MethodDefinition<unknown, LightResponse> => ({
+    path: d.path,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: d.requestSerialize,
+    requestDeserialize: d.requestDeserialize,
+    responseSerialize: (): Buffer => {
+      throw new Error('a client does not serialize responses');
     },
-    'BenchAds',
-  );
+    responseDeserialize: parse,
+  });
+  ctor = grpc.makeGenericClientConstructor({ [METHOD]: light(def, parseResponse), [DELTA]: light(delta, parseDeltaResponse) }, 'BenchAds');
   return ctor;
 }
 
@@ -104,6 +110,7 @@ export class SimClient {
     readonly id: number,
     private readonly stub: AdsStub,
     private readonly events: SimEvents,
+    private readonly delta = false,
   ) {
     const t = (url: string, wildcard: boolean): [string, TypeState] => [url, { version: '', nonce: '', names: [], wildcard, got: new Set(), received: false }];
     this.types = new Map([t(CLUSTER, true), t(CLUSTER_LOAD_ASSIGNMENT, false), t(LISTENER, true), t(ROUTE_CONFIGURATION, false)]);
@@ -115,7 +122,7 @@ export class SimClient {
 
   start(): void {
     this.startedAt = now();
-    const call = this.stub[METHOD]();
+    const call = this.delta ? this.stub[DELTA]() : this.stub[METHOD]();
     this.call = call;
     call.on('data', (r: LightResponse) => {
       try {
@@ -139,9 +146,11 @@ export class SimClient {
     this.events.onError?.(this, msg);
   }
 
-  private send(typeUrl: string): void {
+  private send(typeUrl: string, change?: { subscribe: string[]; unsubscribe: string[] }): void {
     const ts = this.types.get(typeUrl) as TypeState;
-    const req: Record<string, unknown> = { version_info: ts.version, resource_names: ts.wildcard ? [] : ts.names, type_url: typeUrl, response_nonce: ts.nonce };
+    const req: Record<string, unknown> = this.delta
+      ? { type_url: typeUrl, response_nonce: ts.nonce, resource_names_subscribe: change?.subscribe ?? [], resource_names_unsubscribe: change?.unsubscribe ?? [] }
+      : { version_info: ts.version, resource_names: ts.wildcard ? [] : ts.names, type_url: typeUrl, response_nonce: ts.nonce };
     if (!this.sentNode) {
       req.node = { id: this.nodeId, cluster: 'bench', locality: {}, user_agent_name: 'weft-bench', metadata: { fields: { WEFT_NAMESPACE: { stringValue: 'default' } } } };
       this.sentNode = true;
@@ -153,8 +162,12 @@ export class SimClient {
     const ts = this.types.get(typeUrl) as TypeState;
     wanted.sort();
     if (wanted.length === ts.names.length && wanted.every((n, i) => n === ts.names[i])) return;
+    const now = new Set(wanted);
+    const old = new Set(ts.names);
     ts.names = wanted;
-    this.send(typeUrl);
+    for (const n of ts.got) if (!now.has(n)) ts.got.delete(n);
+    if (this.delta) this.send(typeUrl, { subscribe: wanted.filter((n) => !old.has(n)), unsubscribe: [...old].filter((n) => !now.has(n)) });
+    else this.send(typeUrl);
   }
 
   private onResponse(r: LightResponse): void {
@@ -169,10 +182,17 @@ export class SimClient {
     let routeNames: Set<string> | undefined;
     if (r.typeUrl === LISTENER) {
       routeNames = new Set();
-      collectRouteNames(decodeFull?.(r.raw), routeNames);
+      if (this.delta) for (const res of r.resources) collectRouteNames(decodeListener?.(res), routeNames);
+      else collectRouteNames(decodeFull?.(r.raw), routeNames);
       ts.got = new Set(); // names are not needed for LDS
-    } else {
+    } else if (this.delta) {
+      for (const res of r.resources) ts.got.add(resourceName(res));
+      for (const n of (r as LightResponse & { removed?: string[] }).removed ?? []) ts.got.delete(n);
+    } else if (ts.wildcard) {
       ts.got = new Set(r.resources.map(resourceName));
+    } else {
+      // RDS/EDS responses carry what changed; the rest is kept.
+      for (const res of r.resources) ts.got.add(resourceName(res));
     }
     this.send(r.typeUrl); // ACK
     const ackAt = now();

@@ -101,3 +101,29 @@ export function addressPattern(address: string): Buffer {
   if (b.length > 127) throw new Error('address too long');
   return Buffer.concat([Buffer.from([0x12, b.length]), b]);
 }
+
+/**
+ * A DeltaDiscoveryResponse read the same way: `versionInfo` is
+ * system_version_info, `resources` each Resource's Any.value, and `removed`
+ * the removed_resources.
+ */
+export function parseDeltaResponse(raw: Buffer): LightResponse & { removed: string[] } {
+  const out: LightResponse & { removed: string[] } = { versionInfo: '', typeUrl: '', nonce: '', resources: [], raw, removed: [] };
+  fields(raw, (f, s, e) => {
+    if (f === 1) out.versionInfo = raw.toString('utf8', s, e);
+    else if (f === 4) out.typeUrl = raw.toString('utf8', s, e);
+    else if (f === 5) out.nonce = raw.toString('utf8', s, e);
+    else if (f === 6) out.removed.push(raw.toString('utf8', s, e));
+    else if (f === 2) {
+      const res = raw.subarray(s, e);
+      fields(res, (rf, rs, re) => {
+        if (rf !== 2) return;
+        const any = res.subarray(rs, re);
+        fields(any, (af, as, ae) => {
+          if (af === 2) out.resources.push(any.subarray(as, ae));
+        });
+      });
+    }
+  });
+  return out;
+}

@@ -40,11 +40,13 @@ interface Options {
   cpuProf: boolean;
   quick: boolean;
   json: boolean;
+  /** Simulated proxies speak delta xDS (DeltaAggregatedResources). */
+  delta: boolean;
 }
 
 const USAGE = `usage: xds-bench [--quick] [--proxies N] [--services M] [--endpoints E]
   [--churn-rate R] [--duration S] [--channels K] [--route-changes T]
-  [--debounce-ms D] [--connect-timeout S] [--settle-timeout S] [--cpu-prof]`;
+  [--debounce-ms D] [--connect-timeout S] [--settle-timeout S] [--cpu-prof] [--delta]`;
 
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
@@ -61,6 +63,7 @@ function parseArgs(argv: string[]): Options {
     cpuProf: false,
     quick,
     json: false,
+    delta: false,
   };
   const num = (i: number, name: string): number => {
     const v = Number(argv[i + 1]);
@@ -83,6 +86,7 @@ function parseArgs(argv: string[]): Options {
       case '--connect-timeout': o.connectTimeoutS = num(i++, a); break;
       case '--settle-timeout': o.settleTimeoutS = num(i++, a); break;
       case '--cpu-prof': o.cpuProf = true; break;
+      case '--delta': o.delta = true; break;
       case '--help':
         console.log(USAGE);
         process.exit(0);
@@ -303,7 +307,7 @@ async function main(): Promise<number> {
     // ------------------------------------------------ 1. first full config
     let full = 0;
     const rdsWatch = { marker: '', pattern: Buffer.alloc(0), seenAt: new Float64Array(o.proxies) };
-    const churn = { patterns: [] as Buffer[], clusters: [] as string[], writeAt: new Float64Array(0), announced: 0 };
+    const churn = { patterns: [] as Buffer[], clusters: [] as string[], byCluster: new Map<string, number[]>(), writeAt: new Float64Array(0), announced: 0 };
     const events = {
       onFullConfig: (): void => {
         full++;
@@ -315,22 +319,24 @@ async function main(): Promise<number> {
         if (rdsWatch.marker !== '' && rdsWatch.seenAt[c.id] === 0 && r.raw.indexOf(rdsWatch.pattern) >= 0) rdsWatch.seenAt[c.id] = ackAt;
       },
       onEds: (c: SimClient, r: LightResponse, ackAt: number): void => {
-        if (c.churnLow >= churn.announced) return;
-        const byName = new Map<string, Buffer>();
-        for (const res of r.resources) byName.set(resourceName(res), res);
-        for (let k = c.churnLow; k < churn.announced; k++) {
-          if (c.churnSeenAt[k] !== 0) continue;
-          const b = byName.get(churn.clusters[k] as string);
-          if (b && b.indexOf(churn.patterns[k] as Buffer) >= 0) c.churnSeenAt[k] = ackAt;
+        if (c.churnLow >= churn.patterns.length) return;
+        // Every pending change of the clusters in this response, announced or not: EDS
+        // responses carry only the ClusterLoadAssignments that changed, so one that
+        // arrives before the store write's acknowledgement reaches this process is
+        // not sent again.
+        for (const res of r.resources) {
+          const ks = churn.byCluster.get(resourceName(res));
+          if (ks === undefined) continue;
+          for (const k of ks) if (c.churnSeenAt[k] === 0 && res.indexOf(churn.patterns[k] as Buffer) >= 0) c.churnSeenAt[k] = ackAt;
         }
-        while (c.churnLow < churn.announced && c.churnSeenAt[c.churnLow] !== 0) c.churnLow++;
+        while (c.churnLow < churn.patterns.length && c.churnSeenAt[c.churnLow] !== 0) c.churnLow++;
       },
     };
     for (let i = 0; i < o.channels; i++) channels.push(newChannel(ready.address));
     beginPhase();
     const t0 = now();
     for (let i = 0; i < o.proxies; i++) {
-      const c = new SimClient(i, channels[i % o.channels] as ReturnType<typeof newChannel>, events);
+      const c = new SimClient(i, channels[i % o.channels] as ReturnType<typeof newChannel>, events, o.delta);
       clients.push(c);
       c.start();
     }
@@ -391,6 +397,9 @@ async function main(): Promise<number> {
         changes.push(ch.resource);
         churn.patterns.push(addressPattern(ch.address));
         churn.clusters.push(ch.cluster);
+        const ks = churn.byCluster.get(ch.cluster) ?? [];
+        ks.push(k);
+        churn.byCluster.set(ch.cluster, ks);
       }
       churn.writeAt = new Float64Array(nChanges);
       for (const c of clients) {
@@ -484,7 +493,7 @@ async function main(): Promise<number> {
   // ------------------------------------------------ report
   result.phases = costs;
   result.errors = errors;
-  result.params = { proxies: o.proxies, services: o.services, endpoints: o.endpoints, channels: o.channels, churnRate: o.churnRate, duration: o.duration, debounceMs: o.debounceMs ?? 100 };
+  result.params = { delta: o.delta, proxies: o.proxies, services: o.services, endpoints: o.endpoints, channels: o.channels, churnRate: o.churnRate, duration: o.duration, debounceMs: o.debounceMs ?? 100 };
   result.machine = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model };
   printTable(result, costs);
   const rc = result.routeConvergence as { worstP99Ms?: number } | undefined;

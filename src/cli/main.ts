@@ -12,6 +12,7 @@ import { registerProxy } from './commands/proxy.js';
 import { registerProxyConfig } from './commands/proxy-config.js';
 import { registerProxyStatus } from './commands/proxy-status.js';
 import { registerSchema } from './commands/schema.js';
+import { registerToken } from './commands/token.js';
 import { registerValidate } from './commands/validate.js';
 import { registerVersion, versionLine } from './commands/version.js';
 import { EXIT_USAGE, reportError } from './report.js';
@@ -37,6 +38,7 @@ function createProgram(): Command {
   registerProxyStatus(program);
   registerProxyConfig(program);
   registerBootstrap(program);
+  registerToken(program);
   registerValidate(program);
   registerSchema(program);
   registerVersion(program);

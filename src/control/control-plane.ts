@@ -6,11 +6,16 @@ import { keyOf, keyString } from '../api/types.js';
 import { validateDocuments } from '../api/validate.js';
 import { formatFieldError, WeftError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
+import { openEtcdStore, type EtcdStore } from '../store/etcd/etcd-store.js';
 import { openFileStore } from '../store/file/file-store.js';
 import type { ConfigStore } from '../store/types.js';
 import { loadOrCreateAdminToken } from './admin-token.js';
+import { sharedAdminToken } from './ha/admin-token.js';
+import { startHa } from './ha/ha.js';
+import type { LeaderStatus } from './ha/leader.js';
 import { isLoopback } from './http/auth.js';
 import { createApiServer, type ApiServer } from './http/server.js';
+import { startCaService, type CaService } from './identity/ca-service.js';
 import type { XdsStatusSource } from './http/xds.js';
 import type { AdsServer } from './xds/ads-server.js';
 import { startXdsServer } from './xds/xds-server.js';
@@ -31,6 +36,18 @@ export interface ControlPlaneOptions {
   /** Debounce of store changes before xDS translation (default 100 ms). */
   xdsDebounceMs?: number;
   logLevel?: string;
+  /**
+   * Keep the configuration in etcd instead of DATA_DIR/store (`--store
+   * etcd://...`): many replicas share it (docs/ha.md). The data directory
+   * still holds the admin token.
+   */
+  etcd?: {
+    endpoints: string[];
+    /** Key prefix (default `/weft/`). */
+    prefix?: string;
+    /** Lease TTL of this replica's registrations and leadership, seconds (default 10). */
+    leaseTtlSeconds?: number;
+  };
 }
 
 /** `weft control --xds-addr` default (DESIGN.md, "Ports"). */
@@ -43,6 +60,10 @@ export interface ControlPlane {
   xdsAddress: string;
   adminToken: string;
   store: ConfigStore;
+  /** With an etcd store: whether this replica runs the singleton duties (src/control/ha/leader.ts). */
+  leader?: LeaderStatus;
+  /** The mesh CA (DATA_DIR/ca): tokens, certificates, trust bundle, root rotation (through `ca.ca`). */
+  ca: CaService;
   /** Stops accepting, ends watch streams, waits for in-flight requests, closes the store. */
   close(): Promise<void>;
 }
@@ -66,7 +87,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const dataDir = resolve(opts.dataDir);
   await ensurePrivateDir(dataDir, log);
 
-  const store = await openFileStore(join(dataDir, 'store'), { logger: log.child({ component: 'store' }) });
+  const storeLog = log.child({ component: 'store' });
+  const etcdStore: EtcdStore | undefined = opts.etcd
+    ? await openEtcdStore({ endpoints: opts.etcd.endpoints, ...(opts.etcd.prefix !== undefined ? { prefix: opts.etcd.prefix } : {}), logger: storeLog })
+    : undefined;
+  const store: ConfigStore = etcdStore ?? (await openFileStore(join(dataDir, 'store'), { logger: storeLog }));
   const services: Service[] = [];
   const stopAll = async () => {
     for (const s of services.reverse()) {
@@ -81,22 +106,28 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   };
 
   try {
-    const adminToken = await loadOrCreateAdminToken(dataDir);
+    const adminToken = etcdStore ? await sharedAdminToken(etcdStore, dataDir, log) : await loadOrCreateAdminToken(dataDir);
     await revalidateStored(store, log);
 
     // --- services: start here, each followed by services.push({ name, stop }) ---
+    // The CA first: the HTTP API (/ca/*) and SDS serve from it. Not a listener, so the
+    // API port is still the first thing bound.
+    const ca = await startCaService({ dataDir, store, log: log.child({ component: 'ca' }) });
+    services.push({ name: 'ca', stop: async () => ca.close() });
     // The HTTP API binds first: its address is the one people check, and a taken
     // API port should be the error they see. It reads the ADS server through a
     // holder filled in a moment later (until then: no clients).
-    const started: { ads?: AdsServer } = {};
-    const xdsView: XdsStatusSource = {
+    const started: { ads?: AdsServer; leader?: LeaderStatus } = {};
+    const xdsView: XdsStatusSource & { readonly leader?: LeaderStatus } = {
       listClients: () => started.ads?.listClients() ?? [],
       configOf: (nodeId) => started.ads?.configOf(nodeId),
       get counters() {
         return started.ads?.counters ?? { pushes: 0, nacks: 0, stale: 0 };
       },
     };
-    const api = createApiServer({ store, adminToken, xds: xdsView, log: log.child({ component: 'http' }) });
+    // weft_control_leader (metrics.ts reads it from here); only with etcd.
+    if (etcdStore) Object.defineProperty(xdsView, 'leader', { enumerable: true, get: () => started.leader });
+    const api = createApiServer({ store, adminToken, xds: xdsView, ca, log: log.child({ component: 'http' }) });
     const apiAddress = await listen(api, opts.apiAddr);
     api.on('error', (err) => log.error({ err }, 'HTTP API server error'));
     services.push({ name: 'http', stop: () => closeServer(api) });
@@ -105,11 +136,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const xds = await startXdsServer({
       store,
       addr: xdsAddr,
+      sds: ca,
       log: log.child({ component: 'xds' }),
       ...(opts.xdsDebounceMs !== undefined ? { debounceMs: opts.xdsDebounceMs } : {}),
     });
     services.push({ name: 'xds', stop: () => xds.close() });
     started.ads = xds.ads;
+
+    if (etcdStore) {
+      const ha = await startHa({ store: etcdStore, registry: xds.registry, ...(opts.etcd?.leaseTtlSeconds !== undefined ? { leaseTtlSeconds: opts.etcd.leaseTtlSeconds } : {}), log: log.child({ component: 'ha' }) });
+      services.push({ name: 'ha', stop: () => ha.close() });
+      started.leader = ha.leader;
+    }
     // --- end of services ---
 
     log.info({ apiUrl, xdsAddress: xds.address, dataDir }, 'control plane started');
@@ -119,6 +157,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       xdsAddress: xds.address,
       adminToken,
       store,
+      ca,
+      ...(started.leader ? { leader: started.leader } : {}),
       close: () => {
         closing ??= stopAll().then(() => log.info('control plane stopped'));
         return closing;

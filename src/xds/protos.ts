@@ -39,6 +39,8 @@ const PROTO_FILES = [
   'envoy/config/core/v3/health_check.proto',
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'envoy/admin/v3/config_dump.proto',
+  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
+  'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
 ];
 
 /**

@@ -1,11 +1,10 @@
 /**
  * Peer: the Weft proxy (src/proxy startProxy) with a static bootstrap: one listener
  * on --port, routes everything to one STATIC cluster at 127.0.0.1:--upstream.
- * --workers N > 1 runs N node:cluster workers sharing the listener port (node:http
- * listen in a cluster worker is handed to the primary, which distributes
- * connections round-robin); the primary forwards SIGTERM to them.
+ * --workers N > 1 is `startProxy({ concurrency: N })` (src/proxy/workers/): N
+ * node:cluster workers sharing the listener port (the primary accepts and hands
+ * connections out round-robin) plus the primary, which serves admin.
  */
-import cluster from 'node:cluster';
 import { startProxy, type Proxy } from '../../../src/proxy/proxy.js';
 import { HOST } from '../common.js';
 import { args, watchdog } from './watchdog.js';
@@ -41,24 +40,12 @@ function benchBootstrap(listenPort: number, upstreamPort: number): Record<string
   };
 }
 
-if (workers > 1 && cluster.isPrimary) {
-  cluster.schedulingPolicy = cluster.SCHED_RR;
-  for (let i = 0; i < workers; i++) cluster.fork();
-  watchdog(async () => {
-    const all = Object.values(cluster.workers ?? {});
-    await Promise.all(all.map((w) => new Promise<void>((r) => {
-      if (w === undefined || w.isDead()) return r();
-      w.once('exit', () => r());
-      w.process.kill('SIGTERM');
-    })));
-  });
-} else {
-  const held: { proxy?: Proxy } = {};
-  watchdog(async () => { await held.proxy?.close(); });
-  held.proxy = await startProxy({
-    bootstrap: benchBootstrap(Number(a.port), Number(a.upstream)),
-    adminAddr: `${HOST}:${a.admin ?? '0'}`,
-    logLevel: process.env.WEFT_BENCH_LOG ?? 'silent',
-    drainMs: 0,
-  });
-}
+const held: { proxy?: Proxy } = {};
+watchdog(async () => { await held.proxy?.close(); });
+held.proxy = await startProxy({
+  bootstrap: benchBootstrap(Number(a.port), Number(a.upstream)),
+  adminAddr: `${HOST}:${a.admin ?? '0'}`,
+  logLevel: process.env.WEFT_BENCH_LOG ?? 'silent',
+  drainMs: 0,
+  concurrency: workers,
+});

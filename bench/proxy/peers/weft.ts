@@ -7,7 +7,7 @@ export function weftPeer(workers: number): Peer {
     kind: 'weft',
     describe: workers === 1
       ? 'Weft proxy (startProxy, static bootstrap), 1 process'
-      : `Weft proxy, ${workers} node:cluster workers sharing the listener (bench launcher only)`,
+      : `Weft proxy, startProxy({ concurrency: ${workers} }): primary (admin, config) + ${workers} node:cluster workers sharing the listener`,
     missing: () => undefined,
     start: (ctx) => startNodeChild(workers === 1 ? 'weft' : `weft-x${workers}`, 'weft', ctx, { workers: String(workers) }),
   };

@@ -199,7 +199,7 @@ export const BACKEND_POLICY_DEFAULTS = {
   connectionPool: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3, connectTimeout: '5s' },
   outlierDetection: { consecutive5xx: 5, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 10 },
   healthCheck: { path: '/', interval: '10s', timeout: '1s', healthyThreshold: 1, unhealthyThreshold: 3 },
-  retry: { attempts: 2, retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'], retriableStatusCodes: [503], backoff: { baseInterval: '25ms', maxInterval: '250ms' }, budget: { percent: 20, minRetryConcurrency: 3 } },
+  retry: { attempts: 2, retryOn: ['connect-failure', 'reset', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'], retriableStatusCodes: [503], backoff: { baseInterval: '25ms', maxInterval: '250ms' }, budget: { percent: 20, minRetryConcurrency: 3 } },
   rateLimit: { perWorkload: true },
 } as const;
 

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { ControlPlane } from '../../control/control-plane.js';
+import { WeftError } from '../../lib/errors.js';
 import { dataDirOf, defaultDataDir, globalOptions } from '../context.js';
 
 interface ControlOptions {
@@ -8,6 +9,24 @@ interface ControlOptions {
   xdsAddr: string;
   xdsInsecurePublic?: boolean;
   logLevel?: string;
+  store?: string;
+  storePrefix?: string;
+  leaseTtl?: string;
+}
+
+/**
+ * `--store etcd://host:port[,host:port...]` → etcd client URLs. Plain http
+ * (no TLS options yet); list every member.
+ */
+export function parseEtcdStoreUrl(url: string): string[] {
+  const m = /^etcd:\/\/(.+)$/.exec(url.trim());
+  if (m === null) throw new WeftError('WEFT_ERR_USAGE', `--store ${url}: expected etcd://host:port[,host:port...] (without --store the store is files in the data directory)`);
+  const hosts = m[1]!.split(',').map((h) => h.trim()).filter((h) => h !== '');
+  if (hosts.length === 0) throw new WeftError('WEFT_ERR_USAGE', `--store ${url}: no etcd member given`);
+  for (const h of hosts) {
+    if (!/^(?:\[[^\]]+\]|[^:/[\]]+):\d{1,5}$/.test(h)) throw new WeftError('WEFT_ERR_USAGE', `--store: "${h}" must be host:port (an etcd member's client address)`);
+  }
+  return hosts.map((h) => `http://${h}`);
 }
 
 export function registerControl(program: Command): void {
@@ -17,6 +36,9 @@ export function registerControl(program: Command): void {
     .option('--api-addr <host:port>', 'HTTP API address (port 0 picks a free one)', '127.0.0.1:15020')
     .option('--xds-addr <host:port>', 'xDS (gRPC, plaintext) address; loopback only unless --xds-insecure-public (port 0 picks a free one)', '127.0.0.1:15010')
     .option('--xds-insecure-public', 'allow a non-loopback --xds-addr although xDS is not authenticated yet (trusted networks only)')
+    .option('--store <url>', 'keep the configuration in etcd, shared by every replica: etcd://host:port[,host:port...] (default: files in the data directory)')
+    .option('--store-prefix <prefix>', 'etcd key prefix; one per Weft installation (default /weft/)')
+    .option('--lease-ttl <seconds>', 'with --store etcd: lease TTL of this replica\'s workload registrations and leadership (default 10)')
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent (default: WEFT_LOG_LEVEL or info)')
     .addHelpText('after', '\nThe data directory is --data-dir, else WEFT_DATA_DIR, else ~/.weft.')
     .action(async (opts: ControlOptions, cmd: Command) => {
@@ -27,14 +49,30 @@ export function registerControl(program: Command): void {
       // Checked here too so a typo fails before the store is opened.
       parseHostPort(opts.apiAddr);
       parseHostPort(opts.xdsAddr);
+      const etcd = storeSelection(opts);
       const logLevel = opts.logLevel ?? process.env.WEFT_LOG_LEVEL ?? (g.verbose ? 'debug' : 'info');
-      const cp = await startControlPlane({ dataDir, apiAddr: opts.apiAddr, xdsAddr: opts.xdsAddr, xdsInsecurePublic: opts.xdsInsecurePublic === true, logLevel });
+      const cp = await startControlPlane({ dataDir, apiAddr: opts.apiAddr, xdsAddr: opts.xdsAddr, xdsInsecurePublic: opts.xdsInsecurePublic === true, logLevel, ...(etcd ? { etcd } : {}) });
       handleSignals(cp);
       if (opts.xdsInsecurePublic) {
         process.stderr.write(`warning: xDS on ${cp.xdsAddress} is plaintext and unauthenticated: anyone who reaches it can read the mesh configuration and register workloads\n`);
       }
       process.stdout.write(`weft control ready: api=${cp.apiUrl} xds=${cp.xdsAddress} data=${dataDir}\n`);
     });
+}
+
+function storeSelection(opts: ControlOptions): { endpoints: string[]; prefix?: string; leaseTtlSeconds?: number } | undefined {
+  if (opts.store === undefined) {
+    if (opts.storePrefix !== undefined || opts.leaseTtl !== undefined) throw new WeftError('WEFT_ERR_USAGE', '--store-prefix and --lease-ttl need --store etcd://...');
+    return undefined;
+  }
+  const out: { endpoints: string[]; prefix?: string; leaseTtlSeconds?: number } = { endpoints: parseEtcdStoreUrl(opts.store) };
+  if (opts.storePrefix !== undefined) out.prefix = opts.storePrefix;
+  if (opts.leaseTtl !== undefined) {
+    const n = Number(opts.leaseTtl);
+    if (!Number.isInteger(n) || n < 2 || n > 3600) throw new WeftError('WEFT_ERR_USAGE', `--lease-ttl ${opts.leaseTtl}: expected whole seconds from 2 to 3600`);
+    out.leaseTtlSeconds = n;
+  }
+  return out;
 }
 
 /** SIGINT/SIGTERM: close (drain requests, close the store), exit 0. A second signal exits at once. */

@@ -2,10 +2,13 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { ConfigStore } from '../../store/types.js';
 import type { TypeShortName } from '../xds/ads-server.js';
 import type { XdsStatusSource } from './xds.js';
+import type { CaMetricsSource } from '../identity/ca-service.js';
 
 export interface ControlMetricsOptions {
   store: ConfigStore;
   xds?: XdsStatusSource;
+  /** The CA (issued certificates, soonest expiry); without it those series are absent. */
+  ca?: CaMetricsSource;
 }
 
 /**
@@ -70,6 +73,40 @@ export function createControlMetrics(opts: ControlMetricsOptions): Registry {
       }
     },
   });
+  const { ca } = opts;
+  if (ca !== undefined) {
+    new Counter({
+      name: 'weft_control_certificates_issued_total',
+      help: 'workload certificates the CA issued since the control plane started',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(ca.stats().issuedTotal);
+      },
+    });
+    new Gauge({
+      name: 'weft_control_certificate_soonest_expiry_seconds',
+      help: 'Unix time (seconds) at which the soonest-expiring live workload certificate issued by this control plane expires; NaN when none is live (so `metric - time() < 3600` alerts stay quiet)',
+      registers: [registry],
+      collect() {
+        const soonest = ca.stats().soonestExpiry;
+        this.set(soonest === undefined ? NaN : soonest.getTime() / 1000);
+      },
+    });
+  }
+  // Only when the control plane runs an election (etcd store): it passes the
+  // leader through the xDS status object (see control-plane.ts).
+  if (xds !== undefined && 'leader' in xds) {
+    const source = xds as { readonly leader?: { isLeader(): boolean } };
+    new Gauge({
+      name: 'weft_control_leader',
+      help: '1 while this replica holds the etcd leader lease (runs the singleton duties), else 0',
+      registers: [registry],
+      collect() {
+        this.set(source.leader?.isLeader() === true ? 1 : 0);
+      },
+    });
+  }
   return registry;
 }
 

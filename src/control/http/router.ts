@@ -1,6 +1,8 @@
 import type { KindDescriptor } from '../../api/descriptor.js';
 import type { KindRegistry } from '../../api/registry.js';
 import { WeftError } from '../../lib/errors.js';
+import { CA_OPS, type CaOp } from './ca.js';
+import { resolveDashboardRoute, type DashboardRoute } from './dashboard.js';
 
 /** What a request path names, after strict checks and kind lookup. */
 export type Route =
@@ -13,10 +15,14 @@ export type Route =
   | { type: 'xds-clients' }
   /** What was last sent to one xDS client; `nodeId` is decoded and checked. */
   | { type: 'xds-client-config'; nodeId: string }
+  /** The CA: `/ca/tokens`, `/ca/certificates`, `/ca/bundle` (ca.ts). */
+  | { type: 'ca'; op: CaOp }
   /** A collection: every namespace when `namespace` is undefined (or the kind is cluster-scoped). */
   | { type: 'collection'; kind: KindDescriptor; namespace: string | undefined }
   /** One object. `namespace` is '' for cluster-scoped kinds, as in ResourceKey. */
-  | { type: 'object'; kind: KindDescriptor; namespace: string; name: string };
+  | { type: 'object'; kind: KindDescriptor; namespace: string; name: string }
+  /** The web dashboard: `/`, `/ui`, `/ui/`, `/ui/{asset}`, `/ui/api/watch` (dashboard.ts). */
+  | DashboardRoute;
 
 const SEGMENT = /^[A-Za-z0-9._-]+$/;
 /** RFC 3986 unreserved characters and percent-escapes: an encoded xDS node id. */
@@ -43,6 +49,8 @@ export function splitTarget(rawUrl: string): { segments: string[]; query: URLSea
   const query = new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1));
   if (!path.startsWith('/')) throw bad('the request path must start with "/"');
   if (path === '/') return { segments: [], query };
+  // The dashboard's page is a directory URL (its modules load relative to it): the one trailing slash allowed.
+  if (path === '/ui/') return { segments: ['ui', ''], query };
   const segments = path.slice(1).split('/');
   for (const [i, s] of segments.entries()) {
     if (s === '') throw bad('the request path has an empty segment');
@@ -74,11 +82,13 @@ function decodeNodeId(raw: string): string {
 /** Maps checked segments to a route; unknown paths and kinds are WEFT_ERR_NOT_FOUND (404). */
 export function resolveRoute(segments: readonly string[], registry: KindRegistry): Route {
   const [first, group, version, ...rest] = segments;
+  if (segments.length === 0 || first === 'ui') return resolveDashboardRoute(segments);
   if (segments.length === 1 && first === 'healthz') return { type: 'healthz' };
   if (segments.length === 1 && first === 'version') return { type: 'version' };
   if (segments.length === 1 && first === 'apply') return { type: 'apply' };
   if (segments.length === 1 && first === 'apis') return { type: 'discovery' };
   if (segments.length === 1 && first === 'metrics') return { type: 'metrics' };
+  if (segments.length === 2 && first === 'ca' && CA_OPS.has(group!)) return { type: 'ca', op: group as CaOp };
   if (first === 'xds' && group === 'clients') {
     // /xds/clients, /xds/clients/{nodeId}/config
     if (segments.length === 2) return { type: 'xds-clients' };

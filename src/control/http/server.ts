@@ -5,8 +5,11 @@ import { kinds as defaultRegistry, type KindRegistry } from '../../api/registry.
 import { WeftError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { ConfigStore } from '../../store/types.js';
+import type { CaService } from '../identity/ca-service.js';
 import { applyDocuments } from './apply.js';
+import { caAuthenticatesItself, handleCa } from './ca.js';
 import { createAuthorizer } from './auth.js';
+import { dashboardWatch, isOpenDashboardPath, serveDashboard } from './dashboard.js';
 import { MAX_BODY_BYTES } from './body.js';
 import { createControlMetrics } from './metrics.js';
 import type { ApiContext, ApiRequest } from './context.js';
@@ -22,6 +25,8 @@ export interface ApiServerOptions {
   log: Logger;
   /** The ADS server, for `/xds/clients` and the xDS metrics; without it those answer 503. */
   xds?: XdsStatusSource;
+  /** The CA, for `/ca/*` and the certificate metrics; without it `/ca/*` answers 503. */
+  ca?: CaService;
   registry?: KindRegistry;
   /** Reported by GET /version; defaults to the package's version. */
   version?: string;
@@ -73,13 +78,13 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 30_000,
     maxBufferedBytes: opts.maxWatchBufferBytes ?? 16 * 1024 * 1024,
   };
-  const metrics = createControlMetrics({ store: opts.store, ...(opts.xds ? { xds: opts.xds } : {}) });
+  const metrics = createControlMetrics({ store: opts.store, ...(opts.xds ? { xds: opts.xds } : {}), ...(opts.ca ? { ca: opts.ca } : {}) });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     const { segments, query } = splitTarget(req.url ?? '/');
-    const open = segments.length === 1 && (segments[0] === 'healthz' || segments[0] === 'version');
-    if (!open) authorize({ method, authorization: req.headers.authorization, remoteAddress: req.socket.remoteAddress });
+    const open = (segments.length === 1 && (segments[0] === 'healthz' || segments[0] === 'version')) || isOpenDashboardPath(segments);
+    if (!open && !caAuthenticatesItself(segments)) authorize({ method, authorization: req.headers.authorization, remoteAddress: req.socket.remoteAddress });
     const route = resolveRoute(segments, ctx.registry);
     const r: ApiRequest = { req, res, query };
     const read = method === 'GET' || method === 'HEAD';
@@ -112,6 +117,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
         allow(res, method, ['GET', 'HEAD']);
         xdsClientConfig(opts.xds, res, route.nodeId, query);
         return;
+      case 'ca':
+        return handleCa(ctx, opts.ca, r, route.op, method);
       case 'apply':
         allow(res, method, ['POST']);
         await applyDocuments(ctx, r);
@@ -126,6 +133,14 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
         if (read) return getObject(ctx, r, route);
         if (method === 'PUT') return replaceObject(ctx, r, route);
         return deleteObject(ctx, r, route);
+      case 'ui-redirect':
+      case 'ui-asset':
+      case 'ui-capabilities':
+        allow(res, method, ['GET', 'HEAD']);
+        return serveDashboard(ctx, res, method, route);
+      case 'ui-watch':
+        allow(res, method, ['GET']);
+        return dashboardWatch(ctx, r, watches, watchOpts);
     }
   }
 

@@ -11,6 +11,14 @@
  * | `WEFT_LABELS`           | JSON object, or `k=v,k2=v2`                                  |
  * | `WEFT_SERVICE_ACCOUNT`  | service account (default `default`)                          |
  * | `WEFT_WORKLOAD_NAME`    | object name; default `<service>-<hash of node id>`           |
+ * | `WEFT_NAMESPACES`       | scope: more namespaces whose Services it sees (`a,b` or JSON list; `*` = all) |
+ * | `WEFT_DEPENDENCIES`     | scope: more hosts it sees, `name.namespace` (`a.shop,b.pay` or JSON list) |
+ *
+ * Scope (like an Istio Sidecar's egress hosts): a proxy that sets neither
+ * WEFT_NAMESPACES nor WEFT_DEPENDENCIES sees every namespace (Istio's default
+ * and Weft's behaviour before scoping). One that sets either sees its own
+ * namespace plus what they list, and gets clusters, endpoints, listeners and
+ * routes for those Services only (control/xds/model.ts: scopeOf, inScope).
  *
  * The locality comes from `node.locality`. Values may be strings or (for ports
  * and labels) the JSON structures themselves.
@@ -23,6 +31,8 @@ export const META = {
   labels: 'WEFT_LABELS',
   serviceAccount: 'WEFT_SERVICE_ACCOUNT',
   name: 'WEFT_WORKLOAD_NAME',
+  namespaces: 'WEFT_NAMESPACES',
+  dependencies: 'WEFT_DEPENDENCIES',
 } as const;
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

@@ -42,6 +42,7 @@ export interface WorkloadRegistryOptions {
 export class WorkloadRegistry {
   private readonly entries = new Map<string, Entry>();
   private readonly listeners = new Set<() => void>();
+  private readonly connectListeners = new Set<(handle: RegistrationHandle) => void>();
   private readonly graceMs: number;
   private readonly onError: (nodeId: string, err: Error) => void;
 
@@ -106,10 +107,12 @@ export class WorkloadRegistry {
         prev.workload = w;
         this.changed();
       }
+      this.connected(handle);
       return handle;
     }
     this.entries.set(key, { workload: w, holders: 1 });
     this.changed();
+    this.connected(handle);
     return handle;
   }
 
@@ -133,15 +136,35 @@ export class WorkloadRegistry {
     return [...this.entries.values()].map((e) => e.workload);
   }
 
+  /** Whether a live stream holds `namespace/name` (false: in its grace period, or unknown). */
+  isHeld(handle: RegistrationHandle): boolean {
+    return (this.entries.get(`${handle.namespace}/${handle.name}`)?.holders ?? 0) > 0;
+  }
+
   onChange(cb: () => void): () => void {
     this.listeners.add(cb);
     return () => this.listeners.delete(cb);
+  }
+
+  /**
+   * Told on every stream that registers a workload, changed or not (a proxy
+   * that reconnected here): with a shared store, this replica takes the
+   * registration over (src/control/registry/leased-registrations.ts).
+   */
+  onConnect(cb: (handle: RegistrationHandle) => void): () => void {
+    this.connectListeners.add(cb);
+    return () => this.connectListeners.delete(cb);
   }
 
   close(): void {
     for (const e of this.entries.values()) if (e.removal !== undefined) clearTimeout(e.removal);
     this.entries.clear();
     this.listeners.clear();
+    this.connectListeners.clear();
+  }
+
+  private connected(handle: RegistrationHandle): void {
+    for (const cb of this.connectListeners) cb(handle);
   }
 
   private changed(): void {

@@ -4,12 +4,14 @@ import { CLUSTER, LISTENER, PUSH_ORDER, SHORT_NAMES, type XdsTypeUrl } from '../
 import type { RegistrationHandle, WorkloadRegistry, XdsNode } from '../registry/workload-registry.js';
 import { structToJson } from '../registry/node-metadata.js';
 import { META } from '../registry/node-metadata.js';
-import { versionOf, type Snapshot, type SnapshotEntry, type XdsResource } from './snapshot.js';
+import { resolveSubscription, subscriptionKey, versionOf, type Resolved, type Snapshot, type SnapshotEntry, type XdsResource } from './snapshot.js';
 import { encodeEntry, type EncodedAny } from './encode-cache.js';
-import type { ProxyView } from './model.js';
+import { scopeOf, type ProxyView } from './model.js';
+import { DeltaStream, type DeltaCall, type DeltaDiscoveryRequest } from './delta-server.js';
 
 /**
  * Aggregated Discovery Service, state of the world (Envoy's xds_protocol.rst,
+ * delta-server.ts has the incremental variant on the same snapshots;
  * and XDS-NOTES.md for what gRPC's client needs):
  *
  * - a stream's identity is the `node` of its first request;
@@ -19,10 +21,13 @@ import type { ProxyView } from './model.js';
  *   ignored (answering it makes clients loop);
  * - any request with `error_detail` is a NACK, whatever its version says; the
  *   NACKed content is not sent again, the client keeps the last ACKed;
- * - every response has a fresh nonce and carries exactly what the client asked
+ * - every response has a fresh nonce and carries only what the client asked
  *   for that exists; LDS/CDS responses carry every subscribed resource (leaving
  *   one out deletes it), so they are also sent when nothing asked for exists
  *   yet: the client then knows at once instead of after its 15 s timeout;
+ *   RDS/EDS responses carry only the resources that differ from what this
+ *   stream was last sent (clients keep the others: xds_protocol.rst, "Grouping
+ *   resources into responses"), so one changed endpoint is one resource;
  * - a name subscribed before it exists is sent when it appears;
  * - each type is answered on its own; on a new snapshot, types go out in the
  *   make-before-break order CDS → EDS → LDS → RDS, each only if what that
@@ -49,6 +54,8 @@ export interface ClientStatus {
   connectedAt: string;
   lastPushAt?: string;
   types: Partial<Record<TypeShortName, TypeStatus>>;
+  /** The stream is incremental xDS (DeltaAggregatedResources). */
+  delta?: boolean;
 }
 
 interface DiscoveryRequest {
@@ -76,23 +83,14 @@ interface TypeState {
   nonce?: string;
   sentVersion?: string;
   sent: SnapshotEntry[];
+  /** Name → hash of what `sent` holds (RDS/EDS responses carry only what differs from it). */
+  sentHashes: Map<string, string>;
   ackedVersion?: string;
   nackedVersion?: string;
   lastNack?: { message: string; at: string; version?: string };
 }
 
-/** What one subscription receives of one type from one snapshot (see AdsStream.resolve). */
-interface Resolved {
-  entries: SnapshotEntry[];
-  version: string;
-  /** Encoded on first send. */
-  resources: (EncodedAny | XdsResource)[] | undefined;
-}
-
 const EMPTY: Resolved = { entries: [], version: versionOf([]), resources: [] };
-
-/** Per snapshot (dropped with it), per type, per subscription key. */
-const resolvedCache = new WeakMap<Snapshot, Map<XdsTypeUrl, Map<string, Resolved>>>();
 
 /** Where snapshots come from (the SnapshotCache, or a fixed one in tests). */
 export interface SnapshotSource {
@@ -149,7 +147,7 @@ class AdsStream {
     }
     let st = this.types.get(type);
     const first = st === undefined;
-    st ??= { names: new Set(), wildcard: false, key: '', sent: [] };
+    st ??= { names: new Set(), wildcard: false, key: '', sent: [], sentHashes: new Map() };
     this.types.set(type, st);
     const nonce = req.response_nonce ?? '';
     if (!first && nonce !== '' && nonce !== st.nonce) { // a nonce from an earlier stream (a reconnect) is no ACK: the first request of a type subscribes
@@ -172,7 +170,7 @@ class AdsStream {
     else if (names.length === 0 && wildcardType && (first || st.wildcard)) st.wildcard = true;
     else st.wildcard = false;
     st.names = new Set(names.filter((n) => n !== '*'));
-    st.key = `${st.wildcard ? '*' : ''}\n${[...st.names].join('\n')}`;
+    st.key = subscriptionKey(st.wildcard, st.names);
     this.maybeSend(type, st);
   }
 
@@ -180,7 +178,9 @@ class AdsStream {
     this.node = node;
     const meta = structToJson(node.metadata);
     const ns = meta[META.namespace];
-    this.view = { namespace: typeof ns === 'string' && ns !== '' ? ns : 'default' };
+    const namespace = typeof ns === 'string' && ns !== '' ? ns : 'default';
+    // Scope: no WEFT_NAMESPACES / WEFT_DEPENDENCIES = every namespace (as before scoping; Istio's default too).
+    this.view = { namespace, ...scopeOf(namespace, meta[META.namespaces], meta[META.dependencies]) };
     // Proxyless gRPC (user agent "gRPC Node Pure JS", "gRPC Go", ...) gets its own view: degraded clusters.
     const agent = (node as XdsNode & { user_agent_name?: string }).user_agent_name ?? '';
     if (/^grpc\b/i.test(agent)) this.view.client = 'grpc';
@@ -203,44 +203,8 @@ class AdsStream {
     }
   }
 
-  /**
-   * What this stream would receive of `type` from the current snapshot, with
-   * its version and encoded resources. Computed once per snapshot and
-   * subscription and shared by every stream subscribed alike (a snapshot is
-   * shared by all proxies of a view, and they mostly subscribe to the same
-   * names), so a new snapshot costs one hash and one encoding per distinct
-   * subscription, not per proxy.
-   */
   private resolve(type: XdsTypeUrl, st: TypeState): Resolved {
-    const snap = this.snapshot;
-    if (snap === undefined) return EMPTY;
-    let byType = resolvedCache.get(snap);
-    if (byType === undefined) {
-      byType = new Map();
-      resolvedCache.set(snap, byType);
-    }
-    let byKey = byType.get(type);
-    if (byKey === undefined) {
-      byKey = new Map();
-      byType.set(type, byKey);
-    }
-    let r = byKey.get(st.key);
-    if (r === undefined) {
-      const entries = this.wanted(snap, type, st);
-      r = { entries, version: versionOf(entries), resources: undefined };
-      byKey.set(st.key, r);
-    }
-    return r;
-  }
-
-  private wanted(snap: Snapshot, type: XdsTypeUrl, st: TypeState): SnapshotEntry[] {
-    const out = new Map<string, SnapshotEntry>();
-    if (st.wildcard) for (const e of snap.wildcard(type)) out.set(e.name, e);
-    for (const n of st.names) {
-      const e = snap.get(type, n);
-      if (e) out.set(n, e);
-    }
-    return [...out.values()];
+    return this.snapshot === undefined ? EMPTY : resolveSubscription(this.snapshot, type, st);
   }
 
   private maybeSend(type: XdsTypeUrl, st: TypeState): void {
@@ -252,15 +216,35 @@ class AdsStream {
     const version = resolved.version;
     if (version === st.sentVersion) return;
     if (version === st.nackedVersion) return;
+    let resources: (EncodedAny | XdsResource)[];
+    if (sotwComplete) {
+      resolved.resources ??= entries.map((e) => encodeEntry(e, type));
+      resources = resolved.resources as (EncodedAny | XdsResource)[];
+    } else {
+      // RDS and EDS responses need carry only what changed ("Grouping resources into
+      // responses", xds_protocol.rst): clients keep the resources left out. One changed
+      // endpoint is one ClusterLoadAssignment on the wire, not every one subscribed.
+      const changed = entries.filter((e) => st.sentHashes.get(e.name) !== e.hash);
+      if (changed.length === 0) {
+        // Only unsubscriptions: the client has everything it still wants.
+        this.recordSent(st, version, entries);
+        return;
+      }
+      resources = changed.length === entries.length ? (resolved.resources ??= entries.map((e) => encodeEntry(e, type))) as (EncodedAny | XdsResource)[] : changed.map((e) => encodeEntry(e, type));
+    }
     const nonce = `${this.id}-${++this.nonceSeq}`;
     st.nonce = nonce;
-    st.sentVersion = version;
-    st.sent = entries;
+    this.recordSent(st, version, entries);
     this.lastPushAt = new Date();
     this.server.counters.pushes++;
-    this.log?.debug({ stream: this.id, type: SHORT_NAMES[type], version, nonce, count: entries.length }, 'xds: push');
-    resolved.resources ??= entries.map((e) => encodeEntry(e, type));
-    this.call.write({ version_info: version, resources: resolved.resources, type_url: type, nonce });
+    this.log?.debug({ stream: this.id, type: SHORT_NAMES[type], version, nonce, count: resources.length }, 'xds: push');
+    this.call.write({ version_info: version, resources, type_url: type, nonce });
+  }
+
+  private recordSent(st: TypeState, version: string, entries: SnapshotEntry[]): void {
+    st.sentVersion = version;
+    st.sent = entries;
+    st.sentHashes = new Map(entries.map((e) => [e.name, e.hash]));
   }
 
   close(): void {
@@ -306,7 +290,7 @@ export class AdsServer {
   readonly registry?: WorkloadRegistry;
   readonly log?: Logger;
   readonly counters = { pushes: 0, nacks: 0, stale: 0 };
-  private readonly streams = new Map<string, AdsStream>();
+  private readonly streams = new Map<string, AdsStream | DeltaStream>();
   private seq = 0;
 
   constructor(opts: AdsServerOptions) {
@@ -340,6 +324,31 @@ export class AdsServer {
     call.on('close', end);
   };
 
+  /** grpc-js bidi handler for `DeltaAggregatedResources` (delta-server.ts). */
+  readonly deltaHandler = (call: DeltaCall): void => {
+    const s = new DeltaStream(++this.seq, call, this);
+    this.streams.set(s.id, s);
+    const end = (): void => {
+      if (!this.streams.has(s.id)) return;
+      this.streams.delete(s.id);
+      s.close();
+    };
+    call.on('data', (req: DeltaDiscoveryRequest) => {
+      try {
+        s.onRequest(req);
+      } catch (err) {
+        this.log?.error({ err, stream: s.id }, 'xds delta: request handling failed');
+      }
+    });
+    call.on('end', () => {
+      end();
+      call.end();
+    });
+    call.on('error', end);
+    call.on('cancelled', end);
+    call.on('close', end);
+  };
+
   /** Connected proxies, for `weft proxy-status`. */
   listClients(): ClientStatus[] {
     return [...this.streams.values()].filter((s) => s.node !== undefined).map((s) => s.status());
@@ -347,7 +356,7 @@ export class AdsServer {
 
   /** The resources last sent to a node, per type (its most recent stream). */
   configOf(nodeId: string): Partial<Record<TypeShortName, XdsResource[]>> | undefined {
-    let found: AdsStream | undefined;
+    let found: AdsStream | DeltaStream | undefined;
     for (const s of this.streams.values()) if (s.node?.id === nodeId) found = s;
     return found?.configDump();
   }

@@ -2,7 +2,8 @@ import type { Resource } from '../../api/types.js';
 import type { WorkloadSpec } from '../../api/workload/workload.js';
 import { CLUSTER_LOAD_ASSIGNMENT } from '../../xds/type-urls.js';
 import { clusterName } from './names.js';
-import { refOf, sortByName, workloadsOf, type MeshInput } from './model.js';
+import type { ServiceSpec } from '../../api/service/service.js';
+import { refOf, sortByName, WorkloadIndex, type MeshInput } from './model.js';
 
 export type ClusterLoadAssignment = Record<string, unknown> & { cluster_name: string };
 
@@ -22,36 +23,39 @@ interface LocalityGroup {
  * A workload serves a Service port at `address:targetPort`. When the workload
  * lists its ports, one that does not list targetPort is left out.
  */
-export function generateEndpoints(input: MeshInput): ClusterLoadAssignment[] {
+export function generateEndpoints(input: MeshInput, index = new WorkloadIndex(input.workloads)): ClusterLoadAssignment[] {
   const out: ClusterLoadAssignment[] = [];
-  const workloads = sortByName(input.workloads);
-  for (const svc of sortByName(input.services)) {
-    const members = workloadsOf(svc, workloads);
-    for (const p of svc.spec.ports) {
-      const target = p.targetPort ?? p.port;
-      const groups = new Map<string, LocalityGroup>();
-      for (const w of members) {
-        if (w.spec.ports.length > 0 && !w.spec.ports.some((wp) => wp.port === target)) continue;
-        const g = groupFor(groups, w);
-        const weight = w.spec.weight ?? 1;
-        g.weight += weight;
-        g.endpoints.push({
-          endpoint: { address: { socket_address: { address: w.spec.address, port_value: target } } },
-          health_status: w.spec.health ?? 'HEALTHY',
-          load_balancing_weight: { value: weight },
-        });
-      }
-      out.push({
-        '@type': CLUSTER_LOAD_ASSIGNMENT,
-        cluster_name: clusterName(refOf(svc), p.port),
-        endpoints: [...groups.values()].map((g) => ({
-          locality: g.locality,
-          load_balancing_weight: { value: g.weight },
-          priority: 0,
-          lb_endpoints: g.endpoints,
-        })),
+  for (const svc of sortByName(input.services)) out.push(...endpointsOf(svc, index.membersOf(svc)));
+  return out;
+}
+
+/** The ClusterLoadAssignments of one Service (one per port), given its member workloads in name order. */
+export function endpointsOf(svc: Resource<ServiceSpec>, members: readonly Resource<WorkloadSpec>[]): ClusterLoadAssignment[] {
+  const out: ClusterLoadAssignment[] = [];
+  for (const p of svc.spec.ports) {
+    const target = p.targetPort ?? p.port;
+    const groups = new Map<string, LocalityGroup>();
+    for (const w of members) {
+      if (w.spec.ports.length > 0 && !w.spec.ports.some((wp) => wp.port === target)) continue;
+      const g = groupFor(groups, w);
+      const weight = w.spec.weight ?? 1;
+      g.weight += weight;
+      g.endpoints.push({
+        endpoint: { address: { socket_address: { address: w.spec.address, port_value: target } } },
+        health_status: w.spec.health ?? 'HEALTHY',
+        load_balancing_weight: { value: weight },
       });
     }
+    out.push({
+      '@type': CLUSTER_LOAD_ASSIGNMENT,
+      cluster_name: clusterName(refOf(svc), p.port),
+      endpoints: [...groups.values()].map((g) => ({
+        locality: g.locality,
+        load_balancing_weight: { value: g.weight },
+        priority: 0,
+        lb_endpoints: g.endpoints,
+      })),
+    });
   }
   return out;
 }

@@ -66,10 +66,73 @@ export interface ProxyView {
    * its clusters are degraded (see policy/cluster-policy.ts). Default `proxy`.
    */
   client?: 'proxy' | 'grpc';
+  /**
+   * Scope (node metadata WEFT_NAMESPACES / WEFT_DEPENDENCIES, see
+   * registry/node-metadata.ts): the proxy sees the Services of its own
+   * namespace, of these namespaces, and these hosts (`name.namespace`).
+   * Neither given: every namespace (Istio's default without a Sidecar), which
+   * is what Weft did before scoping existed. Kept sorted and deduplicated
+   * (scopeOf) so that equal scopes give equal keys and share snapshots.
+   */
+  namespaces?: readonly string[];
+  dependencies?: readonly string[];
 }
 
 export function viewKey(v: ProxyView): string {
-  return v.client === 'grpc' ? `ns=${v.namespace},client=grpc` : `ns=${v.namespace}`;
+  let key = v.client === 'grpc' ? `ns=${v.namespace},client=grpc` : `ns=${v.namespace}`;
+  if (v.namespaces !== undefined) key += `,namespaces=${v.namespaces.join('|')}`;
+  if (v.dependencies !== undefined) key += `,deps=${v.dependencies.join('|')}`;
+  return key;
+}
+
+/** Whether a view has a scope (otherwise it sees every namespace). */
+export function isScoped(v: ProxyView): boolean {
+  return v.namespaces !== undefined || v.dependencies !== undefined;
+}
+
+/** Whether a Service (`namespace`, `name`) is in a view's scope. */
+export function inScope(v: ProxyView, namespace: string, name: string): boolean {
+  if (!isScoped(v)) return true;
+  if (namespace === v.namespace) return true;
+  if (v.namespaces?.includes(namespace) === true) return true;
+  return v.dependencies?.includes(`${name}.${namespace}`) === true;
+}
+
+/**
+ * A scope from the two metadata values (comma lists, or JSON arrays of
+ * strings). `*` among the namespaces means all: no scope. Hosts may be written
+ * `name.namespace` or `name.namespace.svc[.cluster.local]`; a bare `name` means
+ * the proxy's own namespace.
+ */
+export function scopeOf(namespace: string, namespaces: unknown, dependencies: unknown): Pick<ProxyView, 'namespaces' | 'dependencies'> {
+  const list = (v: unknown): string[] | undefined => {
+    if (v === undefined || v === null) return undefined;
+    let items: unknown[];
+    if (Array.isArray(v)) items = v;
+    else if (typeof v === 'string') {
+      const t = v.trim();
+      if (t === '') return undefined;
+      try {
+        items = t.startsWith('[') ? (JSON.parse(t) as unknown[]) : t.split(',');
+      } catch {
+        items = t.split(',');
+      }
+    } else return undefined;
+    return items.filter((x): x is string => typeof x === 'string').map((x) => x.trim()).filter((x) => x !== '');
+  };
+  const out: Pick<ProxyView, 'namespaces' | 'dependencies'> = {};
+  const ns = list(namespaces);
+  const deps = list(dependencies);
+  if (ns?.includes('*') === true) return out;
+  if (ns !== undefined) out.namespaces = [...new Set(ns.filter((n) => n !== namespace))].sort();
+  if (deps !== undefined) {
+    const hosts = deps.map((h) => {
+      const parts = h.replace(/\.svc(\.cluster\.local)?$/, '').split('.');
+      return parts.length === 1 ? `${parts[0]}.${namespace}` : `${parts[0]}.${parts[1]}`;
+    });
+    out.dependencies = [...new Set(hosts)].sort();
+  }
+  return out;
 }
 
 export const SERVICE_LABEL = 'weft.dev/service';
@@ -79,11 +142,40 @@ export function refOf(r: Resource): ServiceRef {
 }
 
 export function sortByName<T extends Resource>(list: readonly T[]): T[] {
-  return [...list].sort((a, b) => {
-    const an = `${a.metadata.namespace ?? ''}/${a.metadata.name}`;
-    const bn = `${b.metadata.namespace ?? ''}/${b.metadata.name}`;
-    return an < bn ? -1 : an > bn ? 1 : 0;
-  });
+  const keyed = list.map((r) => ({ r, k: `${r.metadata.namespace ?? ''}/${r.metadata.name}` }));
+  keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  return keyed.map((x) => x.r);
+}
+
+/** A workload's labels: metadata.labels overlaid with spec.labels. Computed once per object. */
+const mergedCache = new WeakMap<Resource<WorkloadSpec>, Readonly<Record<string, string>>>();
+export function labelsOf(w: Resource<WorkloadSpec>): Readonly<Record<string, string>> {
+  let l = mergedCache.get(w);
+  if (l === undefined) {
+    const meta = w.metadata.labels;
+    const spec = w.spec.labels;
+    l = meta === undefined || Object.keys(meta).length === 0 ? (spec ?? {}) : spec === undefined ? meta : { ...meta, ...spec };
+    mergedCache.set(w, l);
+  }
+  return l;
+}
+
+function selects(service: Resource<ServiceSpec>, labels: Readonly<Record<string, string>>): boolean {
+  if (labels[SERVICE_LABEL] === service.metadata.name) return true;
+  const selector = service.spec.selector;
+  if (selector === undefined) return false;
+  let any = false;
+  for (const k in selector) {
+    any = true;
+    if (labels[k] !== selector[k]) return false;
+  }
+  return any;
+}
+
+/** Whether `w` is behind `service` (same rule as workloadsOf). */
+export function isMember(service: Resource<ServiceSpec>, w: Resource<WorkloadSpec>): boolean {
+  if ((w.metadata.namespace ?? 'default') !== (service.metadata.namespace ?? 'default')) return false;
+  return selects(service, labelsOf(w));
 }
 
 /**
@@ -93,15 +185,44 @@ export function sortByName<T extends Resource>(list: readonly T[]): T[] {
  * without a selector gets only the registered ones.
  */
 export function workloadsOf(service: Resource<ServiceSpec>, workloads: readonly Resource<WorkloadSpec>[]): Resource<WorkloadSpec>[] {
-  const ns = service.metadata.namespace ?? 'default';
-  const selector = service.spec.selector;
-  return workloads.filter((w) => {
-    if ((w.metadata.namespace ?? 'default') !== ns) return false;
-    const labels = { ...(w.metadata.labels ?? {}), ...(w.spec.labels ?? {}) };
-    if (labels[SERVICE_LABEL] === service.metadata.name) return true;
-    if (selector === undefined || Object.keys(selector).length === 0) return false;
-    return Object.entries(selector).every(([k, v]) => labels[k] === v);
-  });
+  return workloads.filter((w) => isMember(service, w));
+}
+
+/**
+ * Workloads indexed by namespace and label (`k=v`), built once per mesh input:
+ * the members of a Service are found from its rarest selector label instead of
+ * by scanning every workload for every Service.
+ */
+export class WorkloadIndex {
+  private readonly byLabel = new Map<string, Resource<WorkloadSpec>[]>();
+
+  constructor(workloads: readonly Resource<WorkloadSpec>[]) {
+    for (const w of sortByName(workloads)) {
+      const ns = w.metadata.namespace ?? 'default';
+      const labels = labelsOf(w);
+      for (const k in labels) {
+        const key = `${ns}\0${k}\0${labels[k]}`;
+        let list = this.byLabel.get(key);
+        if (list === undefined) this.byLabel.set(key, (list = []));
+        list.push(w);
+      }
+    }
+  }
+
+  /** workloadsOf(service, all workloads), in namespace/name order. */
+  membersOf(service: Resource<ServiceSpec>): Resource<WorkloadSpec>[] {
+    const ns = service.metadata.namespace ?? 'default';
+    const registered = this.byLabel.get(`${ns}\0${SERVICE_LABEL}\0${service.metadata.name}`) ?? [];
+    let smallest: Resource<WorkloadSpec>[] | undefined;
+    for (const [k, v] of Object.entries(service.spec.selector ?? {})) {
+      const list = this.byLabel.get(`${ns}\0${k}\0${v}`) ?? [];
+      if (smallest === undefined || list.length < smallest.length) smallest = list;
+    }
+    if (smallest === undefined || smallest.length === 0) return registered;
+    const selected = smallest.filter((w) => selects(service, labelsOf(w)));
+    if (registered.length === 0) return selected;
+    return sortByName([...new Set([...registered, ...selected])]);
+  }
 }
 
 /** Durations as google.protobuf.Duration. */

@@ -24,6 +24,22 @@
  *   have only one such listener per proxy: when several visible TCP Services
  *   share a port, the one in the proxy's own namespace wins, then the first by
  *   namespace/name; the others get none (listed by `tcpPortConflicts`).
+ * - Weft proxy, inbound (mesh → app): ONE Listener `inbound` on 0.0.0.0:15006
+ *   (Istio's `virtualInbound`), for the proxy's own Service. Explicit mode has no
+ *   original destination, so the Service port a connection is for is read from
+ *   the connection itself:
+ *   - mTLS: the SNI the calling proxy sends, Istio's form
+ *     `outbound_.<port>_._.<name>.<namespace>.svc.cluster.local` (tlsSni). One
+ *     filter chain per Service port, matched on `server_names`; works for HTTP
+ *     and TCP ports alike.
+ *   - plaintext (PERMISSIVE fallback, DISABLE): HTTP ports share one chain whose
+ *     HttpConnectionManager routes by Host (`catalog.default:80`, as the outbound
+ *     route leaves it) to the port. A plaintext TCP connection carries nothing
+ *     that names a port, so it is served only when the Service has exactly one
+ *     TCP port (and, if it also has HTTP ports, http_inspector tells them apart).
+ *   Each chain ends in a STATIC cluster `inbound|<targetPort>||` with the one
+ *   endpoint 127.0.0.1:<targetPort>: the application listens on loopback.
+ *   RouteConfiguration (inline): `inbound|15006`.
  * - gRPC servers (XdsServer): the bootstrap template
  *   `grpc/server?xds.resource.listening_address=%s`, %s being `IP:port` (A36).
  */
@@ -33,6 +49,13 @@ export const OUTBOUND_LISTENER = 'outbound';
 export const OUTBOUND_ROUTE = 'outbound';
 export const OUTBOUND_PORT = 15001;
 export const TCP_LISTENER_HOST = '127.0.0.1';
+export const INBOUND_LISTENER = 'inbound';
+export const INBOUND_PORT = 15006;
+/** Where the application behind a Weft proxy listens (its targetPorts). */
+export const INBOUND_APP_HOST = '127.0.0.1';
+/** SDS names of the workload's certificate and of the trust bundle (Istio's names). */
+export const SDS_CERT = 'default';
+export const SDS_ROOT = 'ROOTCA';
 export const SERVER_LISTENER_PREFIX = 'grpc/server?xds.resource.listening_address=';
 export const SERVER_LISTENER_TEMPLATE = `${SERVER_LISTENER_PREFIX}%s`;
 
@@ -99,4 +122,19 @@ export function parseServerListenerName(name: string): { host: string; port: num
 /** `tcp|ledger.default:9000`: the Weft proxy's TCP listener for a Service port. */
 export function tcpListenerName(s: ServiceRef, port: number): string {
   return `tcp|${hostOf(s)}:${port}`;
+}
+
+/** `inbound|8080||`: the STATIC cluster of the local application's port (Istio's inbound cluster name). */
+export function inboundClusterName(targetPort: number): string {
+  return `inbound|${targetPort}||`;
+}
+
+/** `outbound_.80_._.catalog.default.svc.cluster.local`: the SNI of mTLS to a Service port (Istio's form); the inbound listener picks the port by it. */
+export function tlsSni(s: ServiceRef, port: number, subset = ''): string {
+  return `outbound_.${port}_.${subset}_.${fqdnOf(s)}`;
+}
+
+/** `spiffe://cluster.local/ns/default/sa/web` */
+export function spiffeUri(trustDomain: string, namespace: string, serviceAccount: string): string {
+  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }

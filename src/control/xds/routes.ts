@@ -7,6 +7,7 @@ import { clusterName, grpcClientListenerName, OUTBOUND_ROUTE, serviceDomains, ty
 import { protoDuration, refOf, sortByName, type BackendRefLike, type GrpcRouteSpecLike, type HeaderModifier, type MeshInput, type ProxyView } from './model.js';
 import { PolicyIndex } from './policy/index.js';
 import { applyRoutePolicy } from './policy/route-policy.js';
+import { meshSettings, type OutboundPolicy } from './security/inputs.js';
 
 /**
  * HTTPRoute and GRPCRoute (GAMMA: parentRefs name a Service) → RouteConfiguration.
@@ -34,6 +35,15 @@ import { applyRoutePolicy } from './policy/route-policy.js';
  * A Service with no route attached to a port gets one default route to its own
  * cluster. A rule without usable backends answers 500 (envoy) or points at a
  * cluster that does not exist (grpc: the call fails UNAVAILABLE).
+ *
+ * Mesh `outboundPolicy` (the `outbound` route configuration only):
+ * - REGISTRY_ONLY: a last virtual host `block_all` (domains `*`) answers 502,
+ *   as Istio's BlackHoleCluster does, so a call to a host outside the registry
+ *   is refused and says so.
+ * - ALLOW_ANY (default): not yet. Istio's PassthroughCluster forwards to the
+ *   original destination, which explicit mode does not have; forwarding by Host
+ *   needs a dynamic-forward-proxy cluster the Weft proxy does not implement. So
+ *   an unknown host gets 404 NR, the same as today.
  */
 
 export type Flavour = 'envoy' | 'grpc';
@@ -453,5 +463,13 @@ export function generateOutboundRouteConfig(input: MeshInput, view: ProxyView, a
       vhosts.push({ name: grpcClientListenerName(ref, p.port), domains, routes: routesFor(attached, svc, p.port, 'envoy', policies) });
     }
   }
+  const blocked = outboundCatchAll(meshSettings(input).outboundPolicy);
+  if (blocked !== undefined) vhosts.push(blocked);
   return { '@type': ROUTE_CONFIGURATION, name: OUTBOUND_ROUTE, virtual_hosts: vhosts };
+}
+
+/** The catch-all virtual host of the `outbound` route configuration for a Mesh outboundPolicy, if any. */
+export function outboundCatchAll(policy: OutboundPolicy): Obj | undefined {
+  if (policy !== 'REGISTRY_ONLY') return undefined;
+  return { name: 'block_all', domains: ['*'], routes: [{ name: 'block_all', match: { prefix: '/' }, direct_response: { status: 502, body: { inline_string: 'host not in the mesh registry (Mesh outboundPolicy REGISTRY_ONLY)\n' } } }] };
 }

@@ -56,3 +56,28 @@ test('proxies with the same view share one snapshot; another namespace gets its 
   assert.equal(other.version(CLUSTER), s1.version(CLUSTER));
   cache.close();
 });
+
+test('the label index finds the same members as scanning every workload', async () => {
+  const { WorkloadIndex, workloadsOf } = await import('./model.js');
+  const wl = (name: string, ns: string, labels: Record<string, string>, meta?: Record<string, string>): Resource =>
+    ({ apiVersion: 'weft.dev/v1alpha1', kind: 'Workload', metadata: { name, namespace: ns, ...(meta ? { labels: meta } : {}) }, spec: { labels, address: '10.0.0.1', ports: [] } }) as Resource;
+  const workloads = [
+    wl('w3', 'default', { app: 'a', tier: 'x' }),
+    wl('w1', 'default', { app: 'a' }),
+    wl('w2', 'other', { app: 'a' }),
+    wl('w4', 'default', { 'weft.dev/service': 'b' }),
+    wl('w5', 'default', { tier: 'x' }, { app: 'a' }),
+    wl('w6', 'default', { app: 'z' }, { app: 'a' }),
+  ] as never[];
+  const services = [
+    { ...svc('a', 80), spec: { selector: { app: 'a' }, ports: [{ port: 80 }] } },
+    { ...svc('ax', 80), spec: { selector: { app: 'a', tier: 'x' }, ports: [{ port: 80 }] } },
+    { ...svc('b', 80), spec: { ports: [{ port: 80 }] } },
+    { ...svc('c', 80), spec: { selector: {}, ports: [{ port: 80 }] } },
+  ] as never[];
+  const index = new WorkloadIndex(workloads);
+  for (const s of services) {
+    const sorted = (l: { metadata: { name: string } }[]): string[] => l.map((w) => w.metadata.name).sort();
+    assert.deepEqual(sorted(index.membersOf(s)), sorted(workloadsOf(s, workloads)), (s as Resource).metadata.name);
+  }
+});

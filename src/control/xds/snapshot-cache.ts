@@ -7,8 +7,10 @@ import type { BackendPolicySpec } from '../../api/backendpolicy/backendpolicy.js
 import type { Logger } from '../../lib/log.js';
 import type { ConfigStore, Watch } from '../../store/types.js';
 import type { WorkloadRegistry } from '../registry/workload-registry.js';
-import { buildSnapshot, type Snapshot } from './snapshot.js';
-import { viewKey, type GrpcRouteSpecLike, type MeshInput, type ProxyView } from './model.js';
+import { CLUSTER_LOAD_ASSIGNMENT } from '../../xds/type-urls.js';
+import { buildSnapshot, endpointEntry, type Snapshot, type SnapshotEntry } from './snapshot.js';
+import { endpointsOf } from './endpoints.js';
+import { inScope, isMember, viewKey, WorkloadIndex, type GrpcRouteSpecLike, type MeshInput, type ProxyView } from './model.js';
 
 export const DEFAULT_DEBOUNCE_MS = 100;
 /** A rebuild waits at most this many debounce windows after the first pending change. */
@@ -34,8 +36,9 @@ export interface SnapshotCacheOptions {
 }
 
 /**
- * Keeps one snapshot per view of the mesh (today: the proxy's namespace) and
- * tells the streams watching a view when it changes.
+ * Keeps one snapshot per view of the mesh (the proxy's namespace, client kind
+ * and scope: model.ts ProxyView) and tells the streams watching a view when it
+ * changes.
  *
  * It lists the store once, then follows its watch from that revision, so no
  * change falls between the two. A burst of changes is translated once: the
@@ -43,6 +46,17 @@ export interface SnapshotCacheOptions {
  * MAX_WAIT_WINDOWS (3) windows after the first, so a steady trickle cannot starve it. Views nobody
  * watches are dropped; per-type versions are content hashes, so the ADS
  * server re-sends only the types (and resources) that really changed.
+ *
+ * Rebuilds are incremental where that is cheap:
+ * - the ClusterLoadAssignments of a Service are computed once (from a label
+ *   index of the workloads) and shared by every view and kept across rebuilds
+ *   until the Service or one of its workloads changes;
+ * - when only Workloads changed (store or registry: endpoint churn), each view
+ *   keeps its previous snapshot's CDS, LDS and RDS tables and gets a new EDS
+ *   table with just the affected entries replaced; a view none of whose
+ *   Services changed keeps its snapshot and is not notified;
+ * - any other change (Service, routes, policies) retranslates every view, still
+ *   reusing the EDS entries of untouched Services.
  */
 export class SnapshotCache {
   private readonly objects = new Map<string, Resource>();
@@ -54,6 +68,13 @@ export class SnapshotCache {
   private firstDirtyAt = 0;
   private input: MeshInput = { services: [], workloads: [], httpRoutes: [], grpcRoutes: [], tcpRoutes: [], backendPolicies: [] };
   private builds = 0;
+  /** A change other than to a Workload is pending: every view is retranslated. */
+  private fullPending = false;
+  private index = new WorkloadIndex([]);
+  /** Workloads of `input`, by key (to find what changed at the next rebuild). */
+  private workloadsByKey = new Map<string, Resource<WorkloadSpec>>();
+  /** EDS entries per Service (`ns/name`), shared by every view; valid for `input`. */
+  private readonly eds = new Map<string, { svc: Resource<ServiceSpec>; entries: readonly SnapshotEntry[] }>();
 
   private constructor(private readonly opts: SnapshotCacheOptions) {
     this.debounceMs = opts.debounceMs ?? DEFAULT_DEBOUNCE_MS;
@@ -70,13 +91,31 @@ export class SnapshotCache {
     for (const o of items) if (RELEVANT_KINDS.has(o.kind)) this.objects.set(keyOf(o), o);
     this.watch = this.opts.store.watch({ fromRevision: revision }, (e) => {
       if (!RELEVANT_KINDS.has(e.object.kind)) return;
+      if (e.object.kind !== 'Workload') this.fullPending = true;
       if (e.type === 'DELETED') this.objects.delete(keyOf(e.object));
       else this.objects.set(keyOf(e.object), e.object);
       this.schedule();
     });
     this.unsubscribeRegistry = this.opts.registry?.onChange(() => this.schedule());
-    this.input = this.collect();
+    this.setInput(this.collect());
   }
+
+  private setInput(input: MeshInput): void {
+    this.input = input;
+    this.index = new WorkloadIndex(input.workloads);
+    this.workloadsByKey = new Map(input.workloads.map((w) => [nsName(w), w]));
+  }
+
+  /** EDS entries of a Service (cached; see the class comment). */
+  private readonly endpointsFor = (svc: Resource<ServiceSpec>): readonly SnapshotEntry[] => {
+    const key = nsName(svc);
+    let c = this.eds.get(key);
+    if (c === undefined || c.svc !== svc) {
+      c = { svc, entries: endpointsOf(svc, this.index.membersOf(svc)).map(endpointEntry) };
+      this.eds.set(key, c);
+    }
+    return c.entries;
+  };
 
   /** Number of translations so far (tests check debouncing with it). */
   get buildCount(): number {
@@ -140,24 +179,66 @@ export class SnapshotCache {
   }
 
   private rebuild(): void {
-    this.input = this.collect();
-    for (const state of this.views.values()) {
-      let next: Snapshot;
-      try {
-        next = this.build(state.view);
-      } catch (err) {
-        // A translation bug must not take the control plane down: keep the last good snapshot.
-        this.opts.log?.error({ err, view: state.view }, 'xds: translation failed; keeping the last snapshot');
-        continue;
+    const before = this.workloadsByKey;
+    const full = this.fullPending;
+    this.fullPending = false;
+    this.setInput(this.collect());
+    // Services whose endpoints may have changed: those a changed workload belonged to, before or after.
+    const changed: Resource<WorkloadSpec>[] = [];
+    for (const [k, w] of this.workloadsByKey) {
+      const old = before.get(k);
+      if (old !== w) {
+        changed.push(w);
+        if (old !== undefined) changed.push(old);
       }
-      state.snapshot = next;
-      for (const cb of state.listeners) cb(next);
     }
+    for (const [k, w] of before) if (!this.workloadsByKey.has(k)) changed.push(w);
+    const affected = new Set<string>();
+    if (changed.length > 0) {
+      for (const svc of this.input.services) if (changed.some((w) => isMember(svc, w))) affected.add(nsName(svc));
+    }
+    for (const k of affected) this.eds.delete(k);
+    if (full) {
+      const live = new Set(this.input.services.map(nsName));
+      for (const k of this.eds.keys()) if (!live.has(k)) this.eds.delete(k);
+      for (const state of this.views.values()) this.replace(state, () => this.build(state.view));
+      return;
+    }
+    if (affected.size === 0) return;
+    // Only workloads changed: patch the EDS table of the views that see an affected Service.
+    const services = this.input.services.filter((svc) => affected.has(nsName(svc)));
+    for (const state of this.views.values()) {
+      const visible = services.filter((svc) => inScope(state.view, svc.metadata.namespace ?? 'default', svc.metadata.name));
+      if (visible.length === 0) continue;
+      this.replace(state, () => {
+        const patch = new Map<string, SnapshotEntry | null>();
+        for (const svc of visible) {
+          for (const e of this.endpointsFor(svc)) if (state.snapshot.get(CLUSTER_LOAD_ASSIGNMENT, e.name)?.hash !== e.hash) patch.set(e.name, e);
+        }
+        if (patch.size === 0) return undefined;
+        this.builds++;
+        return state.snapshot.withEndpoints(patch);
+      });
+    }
+  }
+
+  private replace(state: ViewState, make: () => Snapshot | undefined): void {
+    let next: Snapshot | undefined;
+    try {
+      next = make();
+    } catch (err) {
+      // A translation bug must not take the control plane down: keep the last good snapshot.
+      this.opts.log?.error({ err, view: state.view }, 'xds: translation failed; keeping the last snapshot');
+      return;
+    }
+    if (next === undefined) return;
+    state.snapshot = next;
+    for (const cb of state.listeners) cb(next);
   }
 
   private build(view: ProxyView): Snapshot {
     this.builds++;
-    return buildSnapshot(this.input, view);
+    return buildSnapshot(this.input, view, this.endpointsFor);
   }
 
   private collect(): MeshInput {
@@ -196,6 +277,10 @@ export class SnapshotCache {
     }
     return { services, workloads, httpRoutes, grpcRoutes, tcpRoutes, backendPolicies };
   }
+}
+
+function nsName(r: Resource): string {
+  return `${r.metadata.namespace ?? 'default'}/${r.metadata.name}`;
 }
 
 function keyOf(r: Resource): string {

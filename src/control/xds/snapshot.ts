@@ -6,7 +6,9 @@ import { generateGrpcClientListeners, generateOutboundListener, generateServerLi
 import { PolicyIndex } from './policy/index.js';
 import { filtersUsed } from './policy/route-policy.js';
 import { attachRoutes, generateGrpcRouteConfigs, generateOutboundRouteConfig } from './routes.js';
-import type { MeshInput, ProxyView } from './model.js';
+import type { Resource } from '../../api/types.js';
+import type { ServiceSpec } from '../../api/service/service.js';
+import { inScope, isScoped, sortByName, type MeshInput, type ProxyView } from './model.js';
 
 export type XdsResource = Record<string, unknown>;
 
@@ -22,6 +24,8 @@ interface TypeTable {
   /** What a wildcard subscriber (Weft's proxy: LDS, CDS) receives. */
   wildcard: string[];
   version: string;
+  /** LDS: listeners made on request (see Snapshot.get); kept with the table, so a snapshot that reuses the table reuses them. */
+  dynamic?: Map<string, SnapshotEntry | null>;
 }
 
 export function contentHash(value: unknown): string {
@@ -42,20 +46,46 @@ export function versionOf(entries: readonly SnapshotEntry[]): string {
  * first lookup.
  */
 export class Snapshot {
-  private readonly dynamic = new Map<string, SnapshotEntry | null>();
-
   constructor(private readonly tables: ReadonlyMap<XdsTypeUrl, TypeTable>) {}
 
   get(type: XdsTypeUrl, name: string): SnapshotEntry | undefined {
-    const hit = this.tables.get(type)?.byName.get(name);
-    if (hit !== undefined || type !== LISTENER) return hit;
-    let dyn = this.dynamic.get(name);
+    const t = this.tables.get(type);
+    const hit = t?.byName.get(name);
+    if (hit !== undefined || type !== LISTENER || t === undefined) return hit;
+    t.dynamic ??= new Map();
+    let dyn = t.dynamic.get(name);
     if (dyn === undefined) {
       const resource = generateServerListener(name);
       dyn = resource === undefined ? null : { name, resource, hash: contentHash(resource) };
-      this.dynamic.set(name, dyn);
+      t.dynamic.set(name, dyn);
     }
     return dyn ?? undefined;
+  }
+
+  /**
+   * The table of a type, as an opaque token: equal tokens, equal content (a
+   * snapshot made by withEndpoints shares the tables it did not change), so
+   * what is derived from a table can be cached by it.
+   */
+  token(type: XdsTypeUrl): object | undefined {
+    return this.tables.get(type);
+  }
+
+  /**
+   * This snapshot with some ClusterLoadAssignments replaced (`null`: removed)
+   * and every other table shared. The incremental path of the cache: a
+   * Workload change touches only the EDS of the Services it belongs to.
+   */
+  withEndpoints(changes: ReadonlyMap<string, SnapshotEntry | null>): Snapshot {
+    const old = this.tables.get(CLUSTER_LOAD_ASSIGNMENT);
+    const byName = new Map(old?.byName);
+    for (const [name, e] of changes) {
+      if (e === null) byName.delete(name);
+      else byName.set(name, e);
+    }
+    const tables = new Map(this.tables);
+    tables.set(CLUSTER_LOAD_ASSIGNMENT, { byName, wildcard: [], version: versionOf([...byName.values()]) });
+    return new Snapshot(tables);
   }
 
   wildcard(type: XdsTypeUrl): SnapshotEntry[] {
@@ -97,8 +127,27 @@ function table(resources: readonly XdsResource[], nameOf: (r: XdsResource) => st
 
 const byName = (r: XdsResource): string => String(r.name);
 
-/** Translate the mesh, as one view sees it, into xDS resources. */
-export function buildSnapshot(input: MeshInput, view: ProxyView): Snapshot {
+/** The input with only the Services the view may talk to (model.ts: inScope). */
+export function scopedInput(input: MeshInput, view: ProxyView): MeshInput {
+  if (!isScoped(view)) return input;
+  return { ...input, services: input.services.filter((s) => inScope(view, s.metadata.namespace ?? 'default', s.metadata.name)) };
+}
+
+/** EDS entries of a Service, given by the caller (the cache shares them across views and rebuilds). */
+export type EndpointSource = (service: Resource<ServiceSpec>) => readonly SnapshotEntry[];
+
+/** A SnapshotEntry for a ClusterLoadAssignment. */
+export function endpointEntry(cla: XdsResource): SnapshotEntry {
+  return { name: String(cla.cluster_name), resource: cla, hash: contentHash(cla) };
+}
+
+/**
+ * Translate the mesh, as one view sees it, into xDS resources. Only the
+ * Services in the view's scope are translated. `endpoints`, when given,
+ * supplies the EDS entries of each Service instead of translating them here.
+ */
+export function buildSnapshot(input: MeshInput, view: ProxyView, endpoints?: EndpointSource): Snapshot {
+  input = scopedInput(input, view);
   const attached = attachRoutes(input);
   const policies = new PolicyIndex(input);
   const grpcRoutes = generateGrpcRouteConfigs(input, view, attached, policies);
@@ -110,13 +159,74 @@ export function buildSnapshot(input: MeshInput, view: ProxyView): Snapshot {
     ...generateTcpListeners(input, view),
   ];
   const routes = [...grpcRoutes, outboundRoutes];
+  let eds: TypeTable;
+  if (endpoints === undefined) eds = table(generateEndpoints(input), (r) => String(r.cluster_name), () => false);
+  else {
+    const byName = new Map<string, SnapshotEntry>();
+    for (const svc of sortByName(input.services)) for (const e of endpoints(svc)) byName.set(e.name, e);
+    eds = { byName, wildcard: [], version: versionOf([...byName.values()]) };
+  }
   const tables = new Map<XdsTypeUrl, TypeTable>([
     // Proxyless gRPC gets clusters degraded to what it accepts (policy/cluster-policy.ts).
     [CLUSTER, table(generateClusters(input, view.client === 'grpc' ? 'grpc' : 'envoy'), byName, () => true)],
-    [CLUSTER_LOAD_ASSIGNMENT, table(generateEndpoints(input), (r) => String(r.cluster_name), () => false)],
+    [CLUSTER_LOAD_ASSIGNMENT, eds],
     // Wildcard LDS is Weft's proxy: it gets its own listeners, not gRPC's api_listeners.
     [LISTENER, table(listeners, byName, (r) => r.api_listener === undefined)],
     [ROUTE_CONFIGURATION, table(routes, byName, () => false)],
   ]);
   return new Snapshot(tables);
+}
+
+/** A subscription to one type: wildcard flag and names, and `key`, their canonical string. */
+export interface Subscription {
+  wildcard: boolean;
+  names: ReadonlySet<string>;
+  key: string;
+}
+
+export function subscriptionKey(wildcard: boolean, names: Iterable<string>): string {
+  return `${wildcard ? '*' : ''}\n${[...names].join('\n')}`;
+}
+
+/** What one subscription receives of one type from one snapshot. */
+export interface Resolved {
+  entries: SnapshotEntry[];
+  version: string;
+  /** Encoded on first send (SotW). */
+  resources: unknown[] | undefined;
+}
+
+/**
+ * Per table (Snapshot.token: shared by snapshots that did not change that
+ * type), per subscription key. Dropped with the table.
+ */
+const resolvedCache = new WeakMap<object, Map<string, Resolved>>();
+
+/**
+ * What a subscription receives of `type` from `snap`, with its version.
+ * Computed once per table and subscription and shared by every stream
+ * subscribed alike (SotW and delta), so a new snapshot costs one hash per
+ * distinct subscription, not per proxy; a type whose table a snapshot reused
+ * costs nothing.
+ */
+export function resolveSubscription(snap: Snapshot, type: XdsTypeUrl, sub: Subscription): Resolved {
+  const token = snap.token(type);
+  let byKey = token === undefined ? undefined : resolvedCache.get(token);
+  if (byKey === undefined) {
+    byKey = new Map();
+    if (token !== undefined) resolvedCache.set(token, byKey);
+  }
+  let r = byKey.get(sub.key);
+  if (r === undefined) {
+    const out = new Map<string, SnapshotEntry>();
+    if (sub.wildcard) for (const e of snap.wildcard(type)) out.set(e.name, e);
+    for (const n of sub.names) {
+      const e = snap.get(type, n);
+      if (e) out.set(n, e);
+    }
+    const entries = [...out.values()];
+    r = { entries, version: versionOf(entries), resources: undefined };
+    byKey.set(sub.key, r);
+  }
+  return r;
 }

@@ -5,6 +5,7 @@ import type { ConfigStore } from '../../store/types.js';
 import { adsServices } from '../../xds/protos.js';
 import { WorkloadRegistry } from '../registry/workload-registry.js';
 import { AdsServer } from './ads-server.js';
+import { SdsServer, type TrustBundleSource } from './sds.js';
 import { SnapshotCache } from './snapshot-cache.js';
 
 export interface XdsServerOptions {
@@ -16,6 +17,8 @@ export interface XdsServerOptions {
   debounceMs?: number;
   /** Grace period of a registered workload after its stream ends (default 10 s). */
   workloadGraceMs?: number;
+  /** The trust bundle: with it, SecretDiscoveryService serves it as the `ROOTCA` secret (sds.ts). */
+  sds?: TrustBundleSource;
 }
 
 export interface XdsServerHandle {
@@ -24,11 +27,13 @@ export interface XdsServerHandle {
   ads: AdsServer;
   cache: SnapshotCache;
   registry: WorkloadRegistry;
+  /** The SDS service, when `sds` was given. */
+  sds?: SdsServer;
   close(): Promise<void>;
 }
 
 /**
- * The control plane's xDS endpoint: ADS (state of the world) over plaintext
+ * The control plane's xDS endpoint: ADS (state of the world and delta) over plaintext
  * gRPC. Plaintext is what proxyless gRPC clients can use (they have no TLS
  * channel credentials); keep it on loopback. TLS comes with the CA.
  */
@@ -40,13 +45,13 @@ export async function startXdsServer(opts: XdsServerOptions): Promise<XdsServerH
   const cache = await SnapshotCache.create({ store: opts.store, registry, ...(opts.log ? { log: opts.log } : {}), ...(opts.debounceMs !== undefined ? { debounceMs: opts.debounceMs } : {}) });
   const ads = new AdsServer({ snapshots: cache, registry, ...(opts.log ? { log: opts.log } : {}) });
   const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
-  const { ads: adsService } = adsServices();
+  const { ads: adsService, sds: sdsService } = adsServices();
   server.addService(adsService, {
     StreamAggregatedResources: ads.handler,
-    DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-      call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'delta xDS is not served yet; use state of the world' });
-    },
+    DeltaAggregatedResources: ads.deltaHandler,
   });
+  const sds = opts.sds ? new SdsServer({ bundle: opts.sds, ...(opts.log ? { log: opts.log } : {}) }) : undefined;
+  if (sds) server.addService(sdsService, sds.handlers);
   let port: number;
   try {
     port = await new Promise<number>((resolve, reject) => {
@@ -55,6 +60,7 @@ export async function startXdsServer(opts: XdsServerOptions): Promise<XdsServerH
   } catch (err) {
     cache.close();
     registry.close();
+    sds?.close();
     throw new WeftError('WEFT_ERR_UNAVAILABLE', `xds: cannot listen on ${opts.addr}: ${(err as Error).message}`, { cause: err });
   }
   const host = opts.addr.slice(0, opts.addr.lastIndexOf(':'));
@@ -66,9 +72,11 @@ export async function startXdsServer(opts: XdsServerOptions): Promise<XdsServerH
     ads,
     cache,
     registry,
+    ...(sds ? { sds } : {}),
     close() {
       closed ??= (async () => {
         ads.closeAll();
+        sds?.close();
         cache.close();
         registry.close();
         await new Promise<void>((resolve) => {

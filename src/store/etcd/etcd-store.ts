@@ -250,6 +250,67 @@ export class EtcdStore implements ConfigStore {
     return Number(res.header.revision);
   }
 
+  /**
+   * The etcd client and key prefix, for what the control plane keeps next to
+   * the objects (leases, leader election: src/control/ha/).
+   */
+  get etcd(): { client: Etcd3; prefix: string } {
+    return { client: this.client, prefix: this.prefix };
+  }
+
+  /**
+   * Writes `resource` attached to etcd lease `leaseId`, so it disappears by
+   * itself when the lease ends (workload registrations). Never touches an
+   * object stored without a lease (one a user applied): that one wins, and
+   * the result is `false`. `mode`:
+   * - `take-over`: write unless the object is a user's, moving it onto this
+   *   lease even when its content is unchanged (a proxy reconnected here);
+   * - `if-absent-or-ours`: write only when the key is missing or already on
+   *   this lease.
+   * Returns whether the object is now on this lease.
+   */
+  async putLeased(resource: Resource, leaseId: string, mode: 'take-over' | 'if-absent-or-ours'): Promise<boolean> {
+    this.assertOpen();
+    const key = keyOf(resource);
+    const etcdKey = Buffer.from(objectKey(this.prefix, key));
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const read: IRangeResponse = await this.call('read', () => this.client.kv.range({ key: etcdKey }));
+      const kv = read.kvs[0];
+      let existing: Resource | undefined;
+      if (kv !== undefined) {
+        const d = decodeObject(key, kv.value, kv.mod_revision);
+        if (!d.ok) throw new WeftError('WEFT_ERR_STORE', `etcd key ${etcdKey.toString('utf8')} does not hold a Weft object (${d.reason}); remove or repair it`);
+        existing = d.object;
+      }
+      const lease = kv === undefined ? undefined : String(kv.lease);
+      if (lease === '0') return false;
+      if (mode === 'if-absent-or-ours' && lease !== undefined && lease !== leaseId) return false;
+      const plan = planPut(existing, resource, 0, this.now);
+      if (plan.kind === 'unchanged' && lease === leaseId) return true;
+      const res = await this.call('write', () =>
+        this.client.kv.txn({
+          compare: [{ key: etcdKey, target: 'Mod', result: 'Equal', mod_revision: kv?.mod_revision ?? '0' }],
+          success: [{ request_put: { key: etcdKey, value: encodeObject(plan.object), lease: leaseId } }],
+        }),
+      );
+      if (res.succeeded) return true;
+    }
+    throw new WeftError('WEFT_ERR_CONFLICT', `gave up writing ${keyString(key)} after ${MAX_ATTEMPTS} attempts: other writers keep changing it`);
+  }
+
+  /** Deletes `key` only if it is still attached to lease `leaseId` (nobody took it over). Returns whether it did. */
+  async deleteLeased(key: ResourceKey, leaseId: string): Promise<boolean> {
+    this.assertOpen();
+    const etcdKey = Buffer.from(objectKey(this.prefix, key));
+    const res = await this.call('delete', () =>
+      this.client.kv.txn({
+        compare: [{ key: etcdKey, target: 'Lease', result: 'Equal', lease: leaseId }],
+        success: [{ request_delete_range: { key: etcdKey } }],
+      }),
+    );
+    return res.succeeded;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -1,0 +1,258 @@
+import type * as grpc from '@grpc/grpc-js';
+import { CLUSTER, LISTENER, PUSH_ORDER, SHORT_NAMES, type XdsTypeUrl } from '../../xds/type-urls.js';
+import type { RegistrationHandle, XdsNode } from '../registry/workload-registry.js';
+import { META, structToJson } from '../registry/node-metadata.js';
+import { resolveSubscription, subscriptionKey, type Snapshot, type SnapshotEntry, type XdsResource } from './snapshot.js';
+import { encodeEntry, type EncodedAny } from './encode-cache.js';
+import { scopeOf, type ProxyView } from './model.js';
+import type { AdsServer, ClientStatus, TypeShortName, TypeStatus } from './ads-server.js';
+
+/**
+ * Aggregated Discovery Service, incremental ("delta") variant
+ * (DeltaAggregatedResources, xds_protocol.rst "Incremental xDS"). Same
+ * snapshots, views, registry and NACK bookkeeping as state of the world
+ * (ads-server.ts); what differs is what goes on the wire:
+ *
+ * - per type, the client adds and removes names (resource_names_subscribe /
+ *   _unsubscribe); LDS and CDS are wildcard when the first request subscribes
+ *   nothing, any type when `*` is subscribed (unsubscribing `*` ends it);
+ * - each resource carries its own version (its content hash); a response holds
+ *   only the resources whose version the client does not have, and
+ *   `removed_resources` for those it had (or subscribed to) that no longer
+ *   exist: one changed endpoint is one ClusterLoadAssignment per proxy;
+ * - `initial_resource_versions` (first request of a type, on reconnect) says
+ *   what the client already has: nothing it has at that version is sent again;
+ * - every response has a fresh nonce; a request echoing it is an ACK, one with
+ *   `error_detail` a NACK (recorded like SotW's: listClients()). The NACKed
+ *   versions are not sent again; a later change is. A request with an old
+ *   nonce is neither, but its subscription changes still count (they are
+ *   increments: dropping them would lose them);
+ * - system_version_info is the version of the whole subscribed set, as SotW's
+ *   version_info, so status output reads the same.
+ */
+
+export interface DeltaDiscoveryRequest {
+  node?: XdsNode | null;
+  type_url?: string;
+  resource_names_subscribe?: string[];
+  resource_names_unsubscribe?: string[];
+  initial_resource_versions?: Record<string, string>;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string } | null;
+}
+
+export interface DeltaResource {
+  name: string;
+  version: string;
+  resource: EncodedAny | XdsResource;
+}
+
+export interface DeltaDiscoveryResponse {
+  system_version_info: string;
+  resources: DeltaResource[];
+  type_url: string;
+  removed_resources: string[];
+  nonce: string;
+}
+
+export type DeltaCall = grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
+
+interface DeltaTypeState {
+  wildcard: boolean;
+  names: Set<string>;
+  key: string;
+  /** What the client has: name → version (content hash). */
+  known: Map<string, string>;
+  /** Subscribed names the client has been told do not exist. */
+  toldAbsent: Set<string>;
+  nonce?: string;
+  sentVersion?: string;
+  ackedVersion?: string;
+  lastNack?: { message: string; at: string; version?: string };
+  /** What the client was last sent, for config dumps. */
+  sent: Map<string, SnapshotEntry>;
+}
+
+export class DeltaStream {
+  readonly id: string;
+  readonly connectedAt = new Date();
+  node?: XdsNode;
+  view?: ProxyView;
+  registration?: RegistrationHandle;
+  lastPushAt?: Date;
+  readonly types = new Map<XdsTypeUrl, DeltaTypeState>();
+  private snapshot?: Snapshot;
+  private nonceSeq = 0;
+  private unsubscribe?: () => void;
+  private closed = false;
+
+  constructor(
+    id: number,
+    private readonly call: DeltaCall,
+    private readonly server: AdsServer,
+  ) {
+    this.id = String(id);
+  }
+
+  onRequest(req: DeltaDiscoveryRequest): void {
+    if (this.closed) return;
+    const log = this.server.log;
+    if (this.node === undefined) {
+      if (!req.node?.id) {
+        log?.warn({ stream: this.id }, 'xds delta: first request without node.id; ignored');
+        return;
+      }
+      this.bind(req.node);
+    }
+    const type = req.type_url as XdsTypeUrl;
+    if (!PUSH_ORDER.includes(type)) {
+      log?.debug({ stream: this.id, type: req.type_url }, 'xds delta: request for a type Weft does not serve');
+      return;
+    }
+    let st = this.types.get(type);
+    const first = st === undefined;
+    st ??= { wildcard: false, names: new Set(), key: '', known: new Map(), toldAbsent: new Set(), sent: new Map() };
+    this.types.set(type, st);
+    const nonce = req.response_nonce ?? '';
+    const current = nonce !== '' && nonce === st.nonce;
+    if (nonce !== '' && !current && !first) this.server.counters.stale++;
+    if (current && req.error_detail) {
+      const message = req.error_detail.message ?? `code ${req.error_detail.code ?? '?'}`;
+      st.lastNack = { message, at: new Date().toISOString(), ...(st.sentVersion !== undefined ? { version: st.sentVersion } : {}) };
+      this.server.counters.nacks++;
+      log?.warn({ stream: this.id, node: this.node?.id, type: SHORT_NAMES[type], version: st.sentVersion, message }, 'xds delta: NACK');
+    } else if (current) {
+      st.ackedVersion = st.sentVersion;
+    }
+    const sub = req.resource_names_subscribe ?? [];
+    const unsub = req.resource_names_unsubscribe ?? [];
+    if (first) {
+      if (sub.length === 0 && (type === LISTENER || type === CLUSTER)) st.wildcard = true;
+      for (const [name, version] of Object.entries(req.initial_resource_versions ?? {})) st.known.set(name, version);
+    }
+    for (const n of sub) {
+      if (n === '*') st.wildcard = true;
+      else st.names.add(n);
+    }
+    for (const n of unsub) {
+      if (n === '*') st.wildcard = false;
+      else {
+        st.names.delete(n);
+        // The client forgets it; if it still comes with the wildcard, it is sent again.
+        st.known.delete(n);
+        st.toldAbsent.delete(n);
+        st.sent.delete(n);
+      }
+    }
+    st.key = subscriptionKey(st.wildcard, [...st.names].sort());
+    this.maybeSend(type, st);
+  }
+
+  private bind(node: XdsNode): void {
+    this.node = node;
+    const meta = structToJson(node.metadata);
+    const ns = meta[META.namespace];
+    const namespace = typeof ns === 'string' && ns !== '' ? ns : 'default';
+    this.view = { namespace, ...scopeOf(namespace, meta[META.namespaces], meta[META.dependencies]) };
+    const agent = (node as XdsNode & { user_agent_name?: string }).user_agent_name ?? '';
+    if (/^grpc\b/i.test(agent)) this.view.client = 'grpc';
+    this.registration = this.server.registry?.connect(node);
+    this.snapshot = this.server.snapshots.snapshot(this.view);
+    this.unsubscribe = this.server.snapshots.subscribe(this.view, (s) => this.onSnapshot(s));
+    this.server.log?.info({ stream: this.id, node: node.id, workload: this.workloadName(), delta: true }, 'xds: proxy connected');
+  }
+
+  workloadName(): string | undefined {
+    return this.registration ? `${this.registration.namespace}/${this.registration.name}` : undefined;
+  }
+
+  private onSnapshot(s: Snapshot): void {
+    if (this.closed) return;
+    const prev = this.snapshot;
+    this.snapshot = s;
+    for (const type of PUSH_ORDER) {
+      const st = this.types.get(type);
+      // A type whose table the new snapshot shares with the old one has not changed.
+      if (st && (prev === undefined || prev.token(type) !== s.token(type))) this.maybeSend(type, st);
+    }
+  }
+
+  private maybeSend(type: XdsTypeUrl, st: DeltaTypeState): void {
+    if (this.snapshot === undefined) return;
+    const resolved = resolveSubscription(this.snapshot, type, st);
+    const changed: SnapshotEntry[] = [];
+    const wanted = new Set<string>();
+    for (const e of resolved.entries) {
+      wanted.add(e.name);
+      if (st.known.get(e.name) !== e.hash) changed.push(e);
+    }
+    const removed: string[] = [];
+    for (const name of st.known.keys()) if (!wanted.has(name)) removed.push(name);
+    // Subscribed names that do not exist: say so once (the client need not wait for its timeout).
+    for (const name of st.names) if (!wanted.has(name) && !st.known.has(name) && !st.toldAbsent.has(name)) removed.push(name);
+    if (changed.length === 0 && removed.length === 0) {
+      st.sentVersion ??= resolved.version;
+      return;
+    }
+    for (const e of changed) {
+      st.known.set(e.name, e.hash);
+      st.toldAbsent.delete(e.name);
+      st.sent.set(e.name, e);
+    }
+    for (const name of removed) {
+      st.known.delete(name);
+      st.sent.delete(name);
+      if (st.names.has(name)) st.toldAbsent.add(name);
+    }
+    const nonce = `${this.id}-d${++this.nonceSeq}`;
+    st.nonce = nonce;
+    st.sentVersion = resolved.version;
+    this.lastPushAt = new Date();
+    this.server.counters.pushes++;
+    this.server.log?.debug({ stream: this.id, type: SHORT_NAMES[type], version: resolved.version, nonce, changed: changed.length, removed: removed.length }, 'xds delta: push');
+    this.call.write({
+      system_version_info: resolved.version,
+      resources: changed.map((e) => ({ name: e.name, version: e.hash, resource: encodeEntry(e, type) })),
+      type_url: type,
+      removed_resources: removed,
+      nonce,
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe?.();
+    if (this.registration) this.server.registry?.release(this.registration);
+    this.server.log?.info({ stream: this.id, node: this.node?.id }, 'xds: proxy disconnected');
+  }
+
+  status(): ClientStatus {
+    const types: ClientStatus['types'] = {};
+    for (const [t, st] of this.types) {
+      const s: TypeStatus = { subscribed: st.wildcard ? ['*', ...st.names] : [...st.names] };
+      if (st.ackedVersion !== undefined) s.ackedVersion = st.ackedVersion;
+      if (st.sentVersion !== undefined) s.sentVersion = st.sentVersion;
+      if (st.lastNack !== undefined) s.lastNack = { ...st.lastNack };
+      types[SHORT_NAMES[t] as TypeShortName] = s;
+    }
+    const out: ClientStatus = {
+      id: this.id,
+      nodeId: this.node?.id ?? '',
+      namespace: this.view?.namespace ?? 'default',
+      connectedAt: this.connectedAt.toISOString(),
+      types,
+      delta: true,
+    };
+    const w = this.workloadName();
+    if (w !== undefined) out.workload = w;
+    if (this.lastPushAt) out.lastPushAt = this.lastPushAt.toISOString();
+    return out;
+  }
+
+  configDump(): Partial<Record<TypeShortName, XdsResource[]>> {
+    const out: Partial<Record<TypeShortName, XdsResource[]>> = {};
+    for (const [t, st] of this.types) out[SHORT_NAMES[t] as TypeShortName] = [...st.sent.values()].map((e) => e.resource);
+    return out;
+  }
+}
