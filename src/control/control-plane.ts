@@ -11,6 +11,7 @@ import { openFileStore } from '../store/file/file-store.js';
 import type { ConfigStore } from '../store/types.js';
 import { loadOrCreateAdminToken } from './admin-token.js';
 import { sharedAdminToken } from './ha/admin-token.js';
+import { checkSharedRoot, sharedJoinTokenKey } from './ha/ca-shared.js';
 import { startHa } from './ha/ha.js';
 import type { LeaderStatus } from './ha/leader.js';
 import { isLoopback } from './http/auth.js';
@@ -18,6 +19,7 @@ import { createApiServer, type ApiServer } from './http/server.js';
 import { startCaService, type CaService } from './identity/ca-service.js';
 import type { XdsStatusSource } from './http/xds.js';
 import type { AdsServer } from './xds/ads-server.js';
+import type { SuppliedCaFiles } from './ca/root.js';
 import { startXdsServer } from './xds/xds-server.js';
 
 export interface ControlPlaneOptions {
@@ -36,6 +38,12 @@ export interface ControlPlaneOptions {
   /** Debounce of store changes before xDS translation (default 100 ms). */
   xdsDebounceMs?: number;
   logLevel?: string;
+  /**
+   * The operator's CA PEM files (`--ca-cert/--ca-key`, `--ca-intermediate-*`)
+   * instead of a root generated in DATA_DIR/ca. With several replicas, give
+   * every one the same files: that is how they share the signing key.
+   */
+  caSupplied?: SuppliedCaFiles;
   /**
    * Keep the configuration in etcd instead of DATA_DIR/store (`--store
    * etcd://...`): many replicas share it (docs/ha.md). The data directory
@@ -112,8 +120,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     // --- services: start here, each followed by services.push({ name, stop }) ---
     // The CA first: the HTTP API (/ca/*) and SDS serve from it. Not a listener, so the
     // API port is still the first thing bound.
-    const ca = await startCaService({ dataDir, store, log: log.child({ component: 'ca' }) });
+    // With etcd, the join-token key is the one every replica shares (ha/ca-shared.ts).
+    const caLog = log.child({ component: 'ca' });
+    const joinTokenKey = etcdStore ? await sharedJoinTokenKey(etcdStore, dataDir, caLog) : undefined;
+    const ca = await startCaService({ dataDir, store, log: caLog, ...(opts.caSupplied ? { supplied: opts.caSupplied } : {}), ...(joinTokenKey ? { joinTokenKey } : {}) });
     services.push({ name: 'ca', stop: async () => ca.close() });
+    if (etcdStore) {
+      await checkSharedRoot(etcdStore, ca.ca.material, caLog);
+      if (opts.caSupplied === undefined) {
+        caLog.warn('ca: no --ca-cert/--ca-key with --store etcd: this replica generated its own root in DATA_DIR/ca, so certificates from other replicas will not verify against its bundle; give every replica the same CA files (docs/ha.md)');
+      }
+    }
     // The HTTP API binds first: its address is the one people check, and a taken
     // API port should be the error they see. It reads the ADS server through a
     // holder filled in a moment later (until then: no clients).

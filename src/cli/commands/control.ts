@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { SuppliedCaFiles } from '../../control/ca/root.js';
 import type { ControlPlane } from '../../control/control-plane.js';
 import { WeftError } from '../../lib/errors.js';
 import { dataDirOf, defaultDataDir, globalOptions } from '../context.js';
@@ -12,6 +13,10 @@ interface ControlOptions {
   store?: string;
   storePrefix?: string;
   leaseTtl?: string;
+  caCert?: string;
+  caKey?: string;
+  caIntermediateCert?: string;
+  caIntermediateKey?: string;
 }
 
 /**
@@ -39,6 +44,10 @@ export function registerControl(program: Command): void {
     .option('--store <url>', 'keep the configuration in etcd, shared by every replica: etcd://host:port[,host:port...] (default: files in the data directory)')
     .option('--store-prefix <prefix>', 'etcd key prefix; one per Weft installation (default /weft/)')
     .option('--lease-ttl <seconds>', 'with --store etcd: lease TTL of this replica\'s workload registrations and leadership (default 10)')
+    .option('--ca-cert <file>', 'the CA root certificate (PEM) instead of a generated root; with several replicas give every one the same files')
+    .option('--ca-key <file>', 'the key of --ca-cert (PEM, unencrypted), when the root signs')
+    .option('--ca-intermediate-cert <file>', 'an intermediate certificate (PEM) signed by --ca-cert that signs workload certificates instead of the root')
+    .option('--ca-intermediate-key <file>', 'the key of --ca-intermediate-cert (PEM, unencrypted)')
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent (default: WEFT_LOG_LEVEL or info)')
     .addHelpText('after', '\nThe data directory is --data-dir, else WEFT_DATA_DIR, else ~/.weft.')
     .action(async (opts: ControlOptions, cmd: Command) => {
@@ -50,9 +59,13 @@ export function registerControl(program: Command): void {
       parseHostPort(opts.apiAddr);
       parseHostPort(opts.xdsAddr);
       const etcd = storeSelection(opts);
+      const caSupplied = caFiles(opts);
       const logLevel = opts.logLevel ?? process.env.WEFT_LOG_LEVEL ?? (g.verbose ? 'debug' : 'info');
-      const cp = await startControlPlane({ dataDir, apiAddr: opts.apiAddr, xdsAddr: opts.xdsAddr, xdsInsecurePublic: opts.xdsInsecurePublic === true, logLevel, ...(etcd ? { etcd } : {}) });
+      const cp = await startControlPlane({ dataDir, apiAddr: opts.apiAddr, xdsAddr: opts.xdsAddr, xdsInsecurePublic: opts.xdsInsecurePublic === true, logLevel, ...(etcd ? { etcd } : {}), ...(caSupplied ? { caSupplied } : {}) });
       handleSignals(cp);
+      if (etcd && !caSupplied) {
+        process.stderr.write('warning: --store etcd without --ca-cert/--ca-key: this replica uses its own generated CA root, so certificates issued by other replicas will not verify against its trust bundle (join tokens are shared); give every replica the same CA files (docs/ha.md)\n');
+      }
       if (opts.xdsInsecurePublic) {
         process.stderr.write(`warning: xDS on ${cp.xdsAddress} is plaintext and unauthenticated: anyone who reaches it can read the mesh configuration and register workloads\n`);
       }
@@ -73,6 +86,20 @@ function storeSelection(opts: ControlOptions): { endpoints: string[]; prefix?: s
     out.leaseTtlSeconds = n;
   }
   return out;
+}
+
+/** `--ca-cert/--ca-key` or `--ca-cert/--ca-intermediate-cert/--ca-intermediate-key` → the files; none → a generated root. */
+function caFiles(opts: ControlOptions): SuppliedCaFiles | undefined {
+  const { caCert, caKey, caIntermediateCert, caIntermediateKey } = opts;
+  if (caCert === undefined && caKey === undefined && caIntermediateCert === undefined && caIntermediateKey === undefined) return undefined;
+  if (caCert === undefined) throw new WeftError('WEFT_ERR_USAGE', '--ca-key and --ca-intermediate-* need --ca-cert (the root certificate)');
+  if (caIntermediateCert !== undefined || caIntermediateKey !== undefined) {
+    if (caIntermediateCert === undefined || caIntermediateKey === undefined) throw new WeftError('WEFT_ERR_USAGE', '--ca-intermediate-cert and --ca-intermediate-key go together');
+    if (caKey !== undefined) throw new WeftError('WEFT_ERR_USAGE', 'with an intermediate, the intermediate signs: leave out --ca-key (the root key can stay offline)');
+    return { rootCertFile: resolve(caCert), intermediateCertFile: resolve(caIntermediateCert), intermediateKeyFile: resolve(caIntermediateKey) };
+  }
+  if (caKey === undefined) throw new WeftError('WEFT_ERR_USAGE', '--ca-cert needs --ca-key (or --ca-intermediate-cert and --ca-intermediate-key)');
+  return { rootCertFile: resolve(caCert), rootKeyFile: resolve(caKey) };
 }
 
 /** SIGINT/SIGTERM: close (drain requests, close the store), exit 0. A second signal exits at once. */

@@ -45,3 +45,21 @@ test('issueForToken signs for the identity of the token and counts', async () =>
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a shared joinTokenKey: two CAs in different directories accept each other\'s tokens; a short key is refused', async () => {
+  const d1 = await mkdtemp(join(tmpdir(), 'weft-ca-shared-1-'));
+  const d2 = await mkdtemp(join(tmpdir(), 'weft-ca-shared-2-'));
+  try {
+    const key = new Uint8Array(32).fill(7);
+    const a = await createCertificateAuthority(d1, { trustDomain: 'mesh.test', joinTokenKey: key });
+    const b = await createCertificateAuthority(d2, { trustDomain: 'mesh.test', joinTokenKey: key });
+    const token = await a.createJoinToken({ namespace: 'shop', serviceAccount: 'cart' });
+    assert.equal((await b.verifyJoinToken(token)).serviceAccount, 'cart');
+    const c = await createCertificateAuthority(d2, { trustDomain: 'mesh.test' });
+    await assert.rejects(c.verifyJoinToken(token), (e) => isWeftError(e, 'WEFT_ERR_UNAUTHORIZED'));
+    await assert.rejects(createCertificateAuthority(d1, { trustDomain: 'mesh.test', joinTokenKey: new Uint8Array(16) }), (e) => isWeftError(e, 'WEFT_ERR_INVALID'));
+  } finally {
+    await rm(d1, { recursive: true, force: true });
+    await rm(d2, { recursive: true, force: true });
+  }
+});

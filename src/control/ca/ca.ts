@@ -13,6 +13,11 @@ export const DEFAULT_WORKLOAD_TTL_MS = 24 * 3_600_000;
 export interface CertificateAuthorityOptions extends LoadCaOptions {
   /** Lifetime of workload certificates unless a call says otherwise (default 24 h). */
   workloadTtlMs?: number;
+  /**
+   * The join-token HMAC key (32+ bytes), when it comes from elsewhere than
+   * `ca/join-token-key`: replicas on one etcd share one (src/control/ha/ca-shared.ts).
+   */
+  joinTokenKey?: Uint8Array;
 }
 
 export interface CaStats {
@@ -53,7 +58,9 @@ const DEFAULT_TOKEN_TTL_MS = 24 * 3_600_000;
 
 export async function createCertificateAuthority(dataDir: string, opts: CertificateAuthorityOptions): Promise<CertificateAuthority> {
   const material = await loadOrCreateCa(dataDir, opts);
-  const secret: JoinTokenSecret = await loadOrCreateJoinTokenSecret(material.dir, material.now);
+  const secret: JoinTokenSecret = opts.joinTokenKey !== undefined
+    ? sharedSecret(opts.joinTokenKey, material.now)
+    : await loadOrCreateJoinTokenSecret(material.dir, material.now);
   const defaultTtl = opts.workloadTtlMs ?? DEFAULT_WORKLOAD_TTL_MS;
   let issuedTotal = 0;
   const refused: Partial<Record<ErrorCode, number>> = {};
@@ -109,4 +116,9 @@ export async function createCertificateAuthority(dataDir: string, opts: Certific
       return s;
     },
   };
+}
+
+function sharedSecret(key: Uint8Array, now: JoinTokenSecret['now']): JoinTokenSecret {
+  if (key.length < 32) throw new WeftError('WEFT_ERR_INVALID', `the join-token key must be at least 32 bytes (got ${key.length})`);
+  return { key, now };
 }

@@ -43,6 +43,8 @@ export interface CaServiceOptions {
   store: ConfigStore;
   log?: Logger;
   supplied?: SuppliedCaFiles;
+  /** The join-token key shared by every replica (etcd); absent: `DATA_DIR/ca/join-token-key`. */
+  joinTokenKey?: Uint8Array;
   /** Injected clock (tests). */
   now?: Now;
 }
@@ -79,6 +81,7 @@ export async function startCaService(opts: CaServiceOptions): Promise<CaService>
   const inner = await createCertificateAuthority(opts.dataDir, {
     trustDomain: initial.trustDomain,
     ...(opts.supplied ? { supplied: opts.supplied } : {}),
+    ...(opts.joinTokenKey ? { joinTokenKey: opts.joinTokenKey } : {}),
     ...(opts.now ? { now: opts.now } : {}),
     workloadTtlMs: initial.workloadTtlMs,
   });
