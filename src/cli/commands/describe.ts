@@ -4,6 +4,7 @@ import { kinds } from '../../api/registry.js';
 import { DEFAULT_NAMESPACE, type Resource } from '../../api/types.js';
 import type { ApiClient } from '../client.js';
 import { clientFor } from '../context.js';
+import { effectivePolicySection } from '../describe-policy.js';
 import { ageOf, indent, toYaml } from '../output.js';
 import { namespaceOption } from './get.js';
 
@@ -23,6 +24,9 @@ const sections: DescribeSection[] = [];
 export function addDescribeSection(s: DescribeSection): void {
   sections.push(s);
 }
+
+// Services: the effective BackendPolicy settings and which resource supplied each.
+addDescribeSection(effectivePolicySection);
 
 interface DescribeOptions {
   namespace?: string;

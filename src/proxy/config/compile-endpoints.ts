@@ -7,8 +7,10 @@ const HEALTH: readonly HealthStatus[] = ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRA
 
 /**
  * Envoy flattens localities unless locality-weighted balancing is configured; the
- * locality weight is still validated here and folded into the host weight so that a
- * locality with weight 0 sends no traffic (which is what a control plane means by it).
+ * locality weight is still validated here. It only gates the hosts (weight 0 sends
+ * them no traffic, which is what a control plane means by it): multiplying it into
+ * the host weight would over-weight hosts in bigger localities, since control planes
+ * set a locality's weight to the sum of its hosts' weights.
  */
 export function compileLoadAssignment(v: unknown, path = '', clusterNameOverride?: string): EndpointAssignment {
   const cla = obj(v, path || 'cluster_load_assignment');
@@ -38,7 +40,7 @@ export function compileLoadAssignment(v: unknown, path = '', clusterNameOverride
         address: host,
         port,
         health: enumStr(lbe.health_status, `${ep}.health_status`, HEALTH, 'UNKNOWN'),
-        weight: w * lw,
+        weight: lw === 0 ? 0 : w,
         priority,
         locality,
       }));

@@ -44,7 +44,7 @@ describe('endpoints', () => {
         { priority: 1, lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.2', port_value: 80 } } } }] },
       ],
     });
-    assert.equal(a.endpoints[0]!.weight, 6);
+    assert.equal(a.endpoints[0]!.weight, 3, "the locality weight gates hosts; it is not multiplied in");
     assert.equal(a.endpoints[0]!.health, 'HEALTHY');
     assert.equal(a.endpoints[0]!.locality, '/z1/');
     assert.equal(a.endpoints[1]!.priority, 1);

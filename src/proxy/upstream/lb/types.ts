@@ -16,6 +16,8 @@ export interface Host {
   /** Effective weight ≥ 1. */
   readonly weight: number;
   readonly stats: HostStats;
+  /** `region/zone/subzone` (what locality-weighted balancing groups by). */
+  readonly locality?: string;
 }
 
 export interface LbContext {
@@ -35,4 +37,11 @@ export interface LbOptions {
   readonly leastRequestChoices: number;
   /** Injected for deterministic tests. */
   readonly random?: () => number;
+  /**
+   * Locality (`region/zone/subzone`) → EDS locality weight, when the cluster has
+   * `locality_weighted_lb_config`: a locality first, by weight, then a host in it.
+   * Ignored by RING_HASH and MAGLEV (as Envoy). Host weights should then be the
+   * endpoint weights alone, not multiplied by the locality weight.
+   */
+  readonly localityWeights?: ReadonlyMap<string, number>;
 }
