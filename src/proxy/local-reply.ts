@@ -15,6 +15,8 @@ export type ResponseFlag =
   | 'UF' // upstream connect failure
   | 'UC' // upstream connection terminated before a response
   | 'UT' // upstream request timeout
+  | 'SI' // stream idle timeout (route idle_timeout)
+  | 'DT' // stream duration timeout (route max_stream_duration, grpc-timeout under grpc_timeout_header_max)
   | 'UO' // circuit breaker overflow (requests, pending requests, or retries)
   | 'URX' // upstream retry limit exceeded
   | 'RL' // rate limited locally (local_ratelimit filter)
@@ -33,6 +35,8 @@ const REPLIES: Record<ResponseFlag, Reply> = {
   UF: { status: 503, body: 'upstream connect error or disconnect/reset before headers. reset reason: connection failure' },
   UC: { status: 503, body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination' },
   UT: { status: 504, body: 'upstream request timeout' },
+  SI: { status: 408, body: 'stream timeout' },
+  DT: { status: 408, body: 'downstream duration timeout' },
   UO: { status: 503, body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow' },
   URX: { status: 503, body: 'upstream connect error or disconnect/reset before headers. retried and the latest reset reason: connection failure' },
   RL: { status: 429, body: 'local_rate_limited' },
@@ -51,7 +55,7 @@ const REPLIES: Record<ResponseFlag, Reply> = {
 export function grpcStatusFor(flag: ResponseFlag, status: number): number {
   switch (flag) {
     case 'UH': case 'UF': case 'UC': case 'UO': case 'URX': case 'NC': return 14; // UNAVAILABLE
-    case 'UT': return 4; // DEADLINE_EXCEEDED
+    case 'UT': case 'DT': return 4; // DEADLINE_EXCEEDED
     case 'RL': return 14; // Envoy's local rate limit answers UNAVAILABLE to gRPC
     case 'NR': return 12; // UNIMPLEMENTED
     default: break;

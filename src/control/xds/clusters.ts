@@ -17,6 +17,10 @@ const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOp
  * BackendPolicies that target the Service (or the port) set its endpoint
  * settings (policy/cluster-policy.ts); `grpc` clusters are degraded to what
  * proxyless gRPC accepts.
+ *
+ * `envoy` clusters (Weft's proxy, Envoy) carry
+ * `common_lb_config.locality_weighted_lb_config`, so that the per-locality
+ * `load_balancing_weight` of endpoints.ts is honoured as gRPC honours it.
  */
 export function generateClusters(input: MeshInput, flavour: ClusterFlavour = 'envoy'): ClusterResource[] {
   const policies = input.backendPolicies ?? [];
@@ -32,6 +36,9 @@ export function generateClusters(input: MeshInput, flavour: ClusterFlavour = 'en
         connect_timeout: { seconds: 10 },
         lb_policy: 'ROUND_ROBIN',
       };
+      // Weft's proxy and Envoy balance across localities by their EDS weights only
+      // when asked; proxyless gRPC always does (weighted_target) and is not told.
+      if (flavour === 'envoy') cluster.common_lb_config = { locality_weighted_lb_config: {} };
       if (p.protocol === 'grpc' || p.protocol === 'http2') {
         cluster.typed_extension_protocol_options = {
           [HTTP_PROTOCOL_OPTIONS]: { '@type': `${TYPE_PREFIX}${HTTP_PROTOCOL_OPTIONS}`, explicit_http_config: { http2_protocol_options: {} } },

@@ -6,6 +6,7 @@ import type { ClusterConfig, LbPolicy } from './types.js';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const LB_POLICIES: readonly LbPolicy[] = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'];
+const COMMON_LB_FIELDS: ReadonlySet<string> = new Set(['healthy_panic_threshold', 'locality_weighted_lb_config']);
 
 export function compileCluster(v: unknown, path = ''): ClusterConfig {
   const c = obj(v, path || 'cluster');
@@ -75,6 +76,19 @@ export function compileCluster(v: unknown, path = ''): ClusterConfig {
     if (th.track_remaining !== undefined && th.track_remaining !== false) fail(`${tp}.track_remaining`, 'not supported');
   }
   const clb = optObj(c.common_lb_config, at('common_lb_config'));
+  // Refuse what is not honoured rather than ignore it (zone_aware_lb_config,
+  // consistent_hashing_lb_config, update_merge_window, override_host_status, ...).
+  for (const [k, val] of Object.entries(clb ?? {})) {
+    if (val === undefined || val === null) continue;
+    // proto-loader's oneof marker (`oneofs: true`): names the field that is set, checked on its own.
+    if (k === 'locality_config_specifier' && typeof val === 'string' && val in clb!) continue;
+    if (!COMMON_LB_FIELDS.has(k)) fail(at(`common_lb_config.${k}`), 'not supported (healthy_panic_threshold and locality_weighted_lb_config are)');
+  }
+  let localityWeighted = false;
+  if (clb?.locality_weighted_lb_config !== undefined && clb.locality_weighted_lb_config !== null) {
+    obj(clb.locality_weighted_lb_config, at('common_lb_config.locality_weighted_lb_config'));
+    localityWeighted = true;
+  }
   const panic = optObj(clb?.healthy_panic_threshold, at('common_lb_config.healthy_panic_threshold'));
   const panicThresholdPercent = panic === undefined ? 50 : num(panic.value, at('common_lb_config.healthy_panic_threshold.value'), 0);
   if (panicThresholdPercent < 0 || panicThresholdPercent > 100) fail(at('common_lb_config.healthy_panic_threshold'), 'must be in [0, 100]');
@@ -97,6 +111,7 @@ export function compileCluster(v: unknown, path = ''): ClusterConfig {
     outlier: c.outlier_detection === undefined ? undefined : compileOutlier(c.outlier_detection, at('outlier_detection')),
     healthChecks: arr(c.health_checks, at('health_checks')).map((h, i) => compileHealthCheck(h, at(`health_checks[${i}]`))),
     panicThresholdPercent,
+    localityWeighted,
     protocol,
     loadAssignment: kind === 'STATIC' ? loadAssignment : undefined,
   });

@@ -7,10 +7,12 @@ const HEALTH: readonly HealthStatus[] = ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRA
 
 /**
  * Envoy flattens localities unless locality-weighted balancing is configured; the
- * locality weight is still validated here. It only gates the hosts (weight 0 sends
- * them no traffic, which is what a control plane means by it): multiplying it into
- * the host weight would over-weight hosts in bigger localities, since control planes
- * set a locality's weight to the sum of its hosts' weights.
+ * locality weight is still validated here and kept apart (`localityWeight`, for
+ * `common_lb_config.locality_weighted_lb_config`: host-set-lb.ts). In the host
+ * weight it only gates the hosts (weight 0 sends them no traffic, which is what a
+ * control plane means by it): multiplying it in would over-weight hosts in bigger
+ * localities, since control planes set a locality's weight to the sum of its
+ * hosts' weights.
  */
 export function compileLoadAssignment(v: unknown, path = '', clusterNameOverride?: string): EndpointAssignment {
   const cla = obj(v, path || 'cluster_load_assignment');
@@ -21,7 +23,8 @@ export function compileLoadAssignment(v: unknown, path = '', clusterNameOverride
   arr(cla.endpoints, at('endpoints')).forEach((x, i) => {
     const lp = at(`endpoints[${i}]`);
     const loc = obj(x, lp);
-    const lw = loc.load_balancing_weight === undefined ? 1 : num(loc.load_balancing_weight, `${lp}.load_balancing_weight`, 1);
+    const lwSet = loc.load_balancing_weight !== undefined;
+    const lw = lwSet ? num(loc.load_balancing_weight, `${lp}.load_balancing_weight`, 1) : 1;
     if (!Number.isInteger(lw) || lw < 0) fail(`${lp}.load_balancing_weight`, 'must be an integer ≥ 0');
     const priority = num(loc.priority, `${lp}.priority`, 0);
     const l = obj(loc.locality ?? {}, `${lp}.locality`);
@@ -43,6 +46,7 @@ export function compileLoadAssignment(v: unknown, path = '', clusterNameOverride
         weight: lw === 0 ? 0 : w,
         priority,
         locality,
+        localityWeight: lwSet ? lw : undefined,
       }));
     });
   });

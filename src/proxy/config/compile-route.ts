@@ -164,6 +164,25 @@ function compileHashPolicies(v: unknown, path: string): HashPolicy[] {
   });
 }
 
+/**
+ * Route `idle_timeout` and `max_stream_duration` (http/forward.ts enforces them).
+ * `grpc_timeout_header_offset` is refused (not implemented).
+ */
+function compileStreamTimeouts(a: ProtoJson, p: string): Pick<RouteAction & { kind: 'forward' }, 'idleTimeoutMs' | 'maxStreamDurationMs' | 'grpcTimeoutHeaderMaxMs'> {
+  const out: { idleTimeoutMs?: number; maxStreamDurationMs?: number; grpcTimeoutHeaderMaxMs?: number } = {};
+  if (a.idle_timeout !== undefined && a.idle_timeout !== null) out.idleTimeoutMs = durationMs(a.idle_timeout, `${p}.idle_timeout`, 0);
+  const msd = optObj(a.max_stream_duration, `${p}.max_stream_duration`);
+  if (msd !== undefined) {
+    const mp = `${p}.max_stream_duration`;
+    if (msd.grpc_timeout_header_offset !== undefined && msd.grpc_timeout_header_offset !== null && durationMs(msd.grpc_timeout_header_offset, `${mp}.grpc_timeout_header_offset`, 0) !== 0) {
+      fail(`${mp}.grpc_timeout_header_offset`, 'not supported yet');
+    }
+    if (msd.max_stream_duration !== undefined && msd.max_stream_duration !== null) out.maxStreamDurationMs = durationMs(msd.max_stream_duration, `${mp}.max_stream_duration`, 0);
+    if (msd.grpc_timeout_header_max !== undefined && msd.grpc_timeout_header_max !== null) out.grpcTimeoutHeaderMaxMs = durationMs(msd.grpc_timeout_header_max, `${mp}.grpc_timeout_header_max`, 0);
+  }
+  return out;
+}
+
 const REDIRECT_CODES: Record<string, number> = {
   MOVED_PERMANENTLY: 301, FOUND: 302, SEE_OTHER: 303, TEMPORARY_REDIRECT: 307, PERMANENT_REDIRECT: 308,
 };
@@ -214,6 +233,7 @@ function compileAction(r: ProtoJson, path: string, vhost: VhostDefaults): RouteA
       regexRewrite,
       hostRewrite: optStr(a.host_rewrite_literal, `${p}.host_rewrite_literal`),
       timeoutMs: durationMs(a.timeout, `${p}.timeout`, DEFAULT_ROUTE_TIMEOUT_MS),
+      ...compileStreamTimeouts(a, p),
       hashPolicies: compileHashPolicies(a.hash_policy, `${p}.hash_policy`),
       clusterNotFoundStatus: nf === 'NOT_FOUND' ? 404 : nf === 'INTERNAL_SERVER_ERROR' ? 500 : 503,
       // Envoy: a route's retry policy replaces the virtual host's (no merging).

@@ -85,6 +85,12 @@ export interface ForwardAction {
   readonly hostRewrite?: string;
   /** Whole-request timeout in ms; 0 disables it. Envoy's default is 15 s. */
   readonly timeoutMs: number;
+  /** route idle_timeout: the stream is ended (408, flag SI) after this long without bytes either way; 0 / undefined: none. */
+  readonly idleTimeoutMs?: number | undefined;
+  /** max_stream_duration.max_stream_duration: 408 (flag DT) once the stream has lasted this long; 0 / undefined: none. */
+  readonly maxStreamDurationMs?: number | undefined;
+  /** max_stream_duration.grpc_timeout_header_max: set, a gRPC request's grpc-timeout (capped by it unless 0) is the stream's max duration. */
+  readonly grpcTimeoutHeaderMaxMs?: number | undefined;
   readonly hashPolicies: readonly HashPolicy[];
   /** Status when the named cluster does not exist (Envoy: 503 by default). */
   readonly clusterNotFoundStatus: number;
@@ -247,6 +253,8 @@ export interface ClusterConfig {
   readonly healthChecks: readonly HealthCheckConfig[];
   /** common_lb_config.healthy_panic_threshold, percent (Envoy's default 50). */
   readonly panicThresholdPercent: number;
+  /** common_lb_config.locality_weighted_lb_config set: a locality first (by its EDS weight), then a host in it. */
+  readonly localityWeighted: boolean;
   /** Upstream HTTP protocol (HttpProtocolOptions explicit_http_config, or the deprecated http2_protocol_options). */
   readonly protocol: 'http1' | 'http2';
   /** Load assignment given inline (STATIC clusters). */
@@ -259,10 +267,12 @@ export interface EndpointSpec {
   readonly address: string;
   readonly port: number;
   readonly health: HealthStatus;
-  /** Endpoint weight × locality weight (Envoy's effective weight when locality weighting is off is the endpoint weight; see compile-endpoints). */
+  /** The endpoint's own weight, or 0 when its locality's weight is 0 (see compile-endpoints). */
   readonly weight: number;
   readonly priority: number;
   readonly locality: string;
+  /** The locality's load_balancing_weight; undefined when EDS gave none (no traffic under locality weighting, as Envoy). */
+  readonly localityWeight?: number | undefined;
 }
 
 export interface EndpointAssignment {

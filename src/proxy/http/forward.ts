@@ -385,18 +385,41 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
           local('UT');
         }, timeoutMs);
       }
+      // Route max_stream_duration (flag DT) and idle_timeout (flag SI), from here to the response's end.
+      const gtMax = a.grpcTimeoutHeaderMaxMs;
+      const durationMs = gt !== undefined && gtMax !== undefined ? (gtMax > 0 ? Math.min(gt, gtMax) : gt) : a.maxStreamDurationMs ?? 0;
+      const streamTimeout = (f: 'DT' | 'SI'): void => {
+        if (finished || res.writableEnded) return;
+        cancelUpstream?.();
+        local(f);
+      };
+      let durationTimer: NodeJS.Timeout | undefined = durationMs > 0 ? setTimeout(() => streamTimeout('DT'), durationMs) : undefined;
+      let idleTimer: NodeJS.Timeout | undefined = (a.idleTimeoutMs ?? 0) > 0 ? setTimeout(() => streamTimeout('SI'), a.idleTimeoutMs) : undefined;
+      const touch = (): void => { idleTimer?.refresh(); };
+      let touchingRequest = false;
+      /** Request bytes count as activity once the body is flowing (a 'data' listener added earlier would start it). */
+      const touchOnRequestData = (): void => { if (idleTimer !== undefined && !bodyless && !touchingRequest) { touchingRequest = true; req.on('data', touch); } };
+      const clearStreamTimers = (): void => {
+        if (durationTimer !== undefined) clearTimeout(durationTimer);
+        if (idleTimer !== undefined) clearTimeout(idleTimer);
+        durationTimer = idleTimer = undefined;
+        if (touchingRequest) req.off('data', touch);
+      };
       res.once('close', () => {
         if (timer !== undefined) clearTimeout(timer);
+        clearStreamTimers();
         if (!res.writableFinished) cancelUpstream?.();
       });
       const endWith = (trailers: Record<string, string> | undefined): void => {
         if (timer !== undefined) clearTimeout(timer);
+        clearStreamTimers();
         if (trailers !== undefined && Object.keys(trailers).length > 0) res.addTrailers(trailers);
         res.end();
       };
       /** Returns false when the response is already complete (a trailers-only reply to an h2 client). */
       const writeResponseHead = (code: number, message: string | undefined, raw: string[], endStream = false): boolean => {
         let out = raw;
+        touch();
         out.push(UPSTREAM_TIME_HEADER, String(Math.round(performance.now() - sent)));
         if (setCookie !== undefined) out.push('set-cookie', setCookie);
         out = applyMutations(out, responseLevels);
@@ -484,6 +507,7 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
           if (attemptEnded({ kind: 'response', status: up.statusCode ?? 502, grpcStatus: grpcStatusOf(up.headers['grpc-status']) })) { up.resume(); return; }
           writeResponseHead(up.statusCode ?? 502, up.statusMessage, filterRawHeaders(up.rawHeaders, connectionTokens(up.headers.connection), SKIP_RESPONSE));
           up.pipe(res, { end: false });
+          if (idleTimer !== undefined) up.on('data', touch);
           up.on('end', () => endWith(up.rawTrailers.length > 0 ? rawToObject(up.rawTrailers) : undefined));
           up.on('error', () => { if (!res.writableFinished) { flag ??= 'UC'; res.destroy(); } });
           up.on('aborted', () => { if (!res.writableFinished) { flag ??= 'UC'; res.destroy(); } });
@@ -491,6 +515,7 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
         if (bodyless) r.end();
         else if (retry !== undefined) retry.sendBody(r);
         else req.pipe(r);
+        touchOnRequestData();
       };
 
       const attemptH2 = (retried: boolean): void => {
@@ -529,6 +554,7 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
             return;
           }
           s.pipe(res, { end: false });
+          if (idleTimer !== undefined) s.on('data', touch);
         });
         s.on('trailers', (th: H2Headers) => { trailers = rawToObject(h2ToRaw(th)); });
         s.on('end', () => { if (responded && !superseded && flag === undefined && !trailersOnly) endWith(trailers); });
@@ -545,6 +571,7 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
           if (!trailersOnly && !res.writableEnded && flag === undefined && !s.readableEnded) { flag = 'UC'; res.destroy(); }
         });
         if (!bodyless) { if (retry !== undefined) retry.sendBody(s); else req.pipe(s); }
+        touchOnRequestData();
       };
 
       launch();

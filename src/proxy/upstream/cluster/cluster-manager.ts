@@ -17,6 +17,8 @@ export interface ClusterHost extends Host {
   readonly health: HealthStatus;
   readonly priority: number;
   readonly locality: string;
+  /** EDS locality weight (undefined: none given), read under locality-weighted balancing. */
+  readonly localityWeight?: number | undefined;
 }
 
 export interface ClusterRuntime {
@@ -97,7 +99,7 @@ export class ClusterManager {
         hs = { active: 0, total: 0, connectFailures: 0 };
         shared.hostStats.set(key, hs);
       }
-      hosts.push(Object.freeze({ address: e.address, port: e.port, key, weight: e.weight, health: e.health, priority: e.priority, locality: e.locality, stats: hs }));
+      hosts.push(Object.freeze({ address: e.address, port: e.port, key, weight: e.weight, health: e.health, priority: e.priority, locality: e.locality, localityWeight: e.localityWeight, stats: hs }));
     }
     for (const key of shared.hostStats.keys()) if (!seen.has(key)) shared.hostStats.delete(key);
     // Priority failover, panic threshold and proxy-decided health live in the host-set LB.

@@ -8,6 +8,14 @@
  * never sends to hosts EDS itself marked unhealthy or draining — the control plane's
  * word is final).
  *
+ * Locality weighting (common_lb_config.locality_weighted_lb_config): inside the
+ * chosen priority level, a locality with a host left is picked by its EDS
+ * load_balancing_weight, then a host in it by the cluster's algorithm
+ * (lb/locality-weighted.ts; RING_HASH and MAGLEV ignore it, see docs/resilience.md). A locality
+ * EDS gave no weight gets no traffic, as in Envoy. As in Envoy, a locality's weight
+ * is scaled by min(1, 1.4 × available / listed hosts) (overprovisioning factor 140),
+ * so a locality that lost hosts sheds load instead of piling it on its survivors.
+ *
  * The algorithm's own structure (ring, table, scheduler) is rebuilt lazily, on the
  * first pick after a health change.
  */
@@ -45,7 +53,8 @@ export function createHostSetLb(config: ClusterConfig, hosts: readonly ClusterHo
     const pool = panic || available.length === 0 ? (panic ? candidates : []) : available;
     const top = Math.min(...pool.map((h) => h.priority));
     set = pool.filter((h) => h.priority === top);
-    inner = createLoadBalancer(config.lbPolicy, set, opts);
+    const weights = config.localityWeighted ? localityWeightsOf(set, panic ? set : hosts.filter((h) => h.priority === top && h.weight > 0)) : undefined;
+    inner = createLoadBalancer(config.lbPolicy, set, weights === undefined ? opts : { ...opts, localityWeights: weights });
   };
   return {
     pick: (ctx: LbContext) => {
@@ -55,4 +64,25 @@ export function createHostSetLb(config: ClusterConfig, hosts: readonly ClusterHo
     current: () => { if (built !== health.version) rebuild(); return set; },
     panic: () => { if (built !== health.version) rebuild(); return panic; },
   };
+}
+
+const OVERPROVISIONING = 1.4;
+
+/**
+ * Locality → effective weight over the hosts of one priority level: the EDS weight
+ * (0 when EDS gave none) × min(1, 1.4 × available / all), `all` being the hosts EDS
+ * listed with a weight at that level, EDS-unhealthy ones included (Envoy's rule).
+ */
+function localityWeightsOf(available: readonly ClusterHost[], all: readonly ClusterHost[]): Map<string, number> {
+  const total = new Map<string, number>();
+  for (const h of all) total.set(h.locality, (total.get(h.locality) ?? 0) + 1);
+  const up = new Map<string, { weight: number; n: number }>();
+  for (const h of available) {
+    const e = up.get(h.locality);
+    if (e === undefined) up.set(h.locality, { weight: h.localityWeight ?? 0, n: 1 });
+    else e.n++;
+  }
+  const m = new Map<string, number>();
+  for (const [l, { weight, n }] of up) m.set(l, weight * Math.min(1, (OVERPROVISIONING * n) / Math.max(n, total.get(l) ?? n)));
+  return m;
 }

@@ -7,11 +7,9 @@ import type { Host, LoadBalancer } from './types.js';
  *
  * Localities are chosen by smooth weighted round robin (an interleaving like
  * Envoy's EDF scheduler) among those with at least one host to pick; a locality
- * whose weight is 0 or unknown gets no traffic, as in Envoy. Differences from
- * Envoy: a locality's weight is not scaled down by its share of unhealthy hosts
- * (Envoy multiplies it by min(1, 1.4 × healthy / total)); the caller passes the
- * hosts that may take traffic and a locality keeps its whole weight while one of
- * them is left. Hash-based algorithms ignore locality weights (Envoy does too), so
+ * whose weight is 0 or unknown gets no traffic, as in Envoy. The caller passes the
+ * hosts that may take traffic and the effective weights (host-set-lb.ts scales
+ * them by min(1, 1.4 × available / total), as Envoy). Hash-based algorithms ignore locality weights (Envoy does too), so
  * the caller should not wrap them.
  */
 export function createLocalityWeighted(
