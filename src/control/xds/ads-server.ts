@@ -6,6 +6,7 @@ import { structToJson } from '../registry/node-metadata.js';
 import { META } from '../registry/node-metadata.js';
 import { resolveSubscription, subscriptionKey, versionOf, type Resolved, type Snapshot, type SnapshotEntry, type XdsResource } from './snapshot.js';
 import { encodeEntry, type EncodedAny } from './encode-cache.js';
+import { diffResolved } from './resolved-diff.js';
 import { scopeOf, type ProxyView } from './model.js';
 import { DeltaStream, type DeltaCall, type DeltaDiscoveryRequest } from './delta-server.js';
 
@@ -83,11 +84,27 @@ interface TypeState {
   nonce?: string;
   sentVersion?: string;
   sent: SnapshotEntry[];
-  /** Name → hash of what `sent` holds (RDS/EDS responses carry only what differs from it). */
-  sentHashes: Map<string, string>;
+  /**
+   * The resolution `sent` is the entries of (RDS/EDS responses carry only what
+   * differs from it: resolved-diff.ts computes that once per pair of
+   * resolutions and shares it among the streams that were sent the same one).
+   */
+  sentResolved?: Resolved;
   ackedVersion?: string;
   nackedVersion?: string;
   lastNack?: { message: string; at: string; version?: string };
+}
+
+/** `names` (minus `*`) lists exactly `set`, in its order (a repeated subscription). */
+function sameNames(set: ReadonlySet<string>, names: readonly string[]): boolean {
+  let i = 0;
+  for (const n of set) {
+    while (names[i] === '*') i++;
+    if (names[i] !== n) return false;
+    i++;
+  }
+  while (names[i] === '*') i++;
+  return i === names.length;
 }
 
 const EMPTY: Resolved = { entries: [], version: versionOf([]), resources: [] };
@@ -147,7 +164,7 @@ class AdsStream {
     }
     let st = this.types.get(type);
     const first = st === undefined;
-    st ??= { names: new Set(), wildcard: false, key: '', sent: [], sentHashes: new Map() };
+    st ??= { names: new Set(), wildcard: false, key: '', sent: [] };
     this.types.set(type, st);
     const nonce = req.response_nonce ?? '';
     if (!first && nonce !== '' && nonce !== st.nonce) { // a nonce from an earlier stream (a reconnect) is no ACK: the first request of a type subscribes
@@ -166,11 +183,16 @@ class AdsStream {
     }
     const names = req.resource_names ?? [];
     const wildcardType = type === LISTENER || type === CLUSTER;
+    const wasWildcard = st.wildcard;
     if (names.includes('*')) st.wildcard = true;
     else if (names.length === 0 && wildcardType && (first || st.wildcard)) st.wildcard = true;
     else st.wildcard = false;
-    st.names = new Set(names.filter((n) => n !== '*'));
-    st.key = subscriptionKey(st.wildcard, st.names);
+    // An ACK repeats the subscription (e.g. 500 EDS names): keep the set and its key
+    // (the string the resolved cache is looked up by) instead of rebuilding them per ACK.
+    if (first || st.wildcard !== wasWildcard || !sameNames(st.names, names)) {
+      st.names = new Set(names.filter((n) => n !== '*'));
+      st.key = subscriptionKey(st.wildcard, st.names);
+    }
     this.maybeSend(type, st);
   }
 
@@ -224,27 +246,27 @@ class AdsStream {
       // RDS and EDS responses need carry only what changed ("Grouping resources into
       // responses", xds_protocol.rst): clients keep the resources left out. One changed
       // endpoint is one ClusterLoadAssignment on the wire, not every one subscribed.
-      const changed = entries.filter((e) => st.sentHashes.get(e.name) !== e.hash);
+      const changed = st.sentResolved === undefined ? entries : diffResolved(st.sentResolved, resolved).changed;
       if (changed.length === 0) {
         // Only unsubscriptions: the client has everything it still wants.
-        this.recordSent(st, version, entries);
+        this.recordSent(st, resolved);
         return;
       }
       resources = changed.length === entries.length ? (resolved.resources ??= entries.map((e) => encodeEntry(e, type))) as (EncodedAny | XdsResource)[] : changed.map((e) => encodeEntry(e, type));
     }
     const nonce = `${this.id}-${++this.nonceSeq}`;
     st.nonce = nonce;
-    this.recordSent(st, version, entries);
+    this.recordSent(st, resolved);
     this.lastPushAt = new Date();
     this.server.counters.pushes++;
     this.log?.debug({ stream: this.id, type: SHORT_NAMES[type], version, nonce, count: resources.length }, 'xds: push');
     this.call.write({ version_info: version, resources, type_url: type, nonce });
   }
 
-  private recordSent(st: TypeState, version: string, entries: SnapshotEntry[]): void {
-    st.sentVersion = version;
-    st.sent = entries;
-    st.sentHashes = new Map(entries.map((e) => [e.name, e.hash]));
+  private recordSent(st: TypeState, resolved: Resolved): void {
+    st.sentVersion = resolved.version;
+    st.sent = resolved.entries;
+    st.sentResolved = resolved;
   }
 
   close(): void {

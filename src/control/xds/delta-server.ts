@@ -2,8 +2,9 @@ import type * as grpc from '@grpc/grpc-js';
 import { CLUSTER, LISTENER, PUSH_ORDER, SHORT_NAMES, type XdsTypeUrl } from '../../xds/type-urls.js';
 import type { RegistrationHandle, XdsNode } from '../registry/workload-registry.js';
 import { META, structToJson } from '../registry/node-metadata.js';
-import { resolveSubscription, subscriptionKey, type Snapshot, type SnapshotEntry, type XdsResource } from './snapshot.js';
+import { resolveSubscription, subscriptionKey, type Resolved, type Snapshot, type SnapshotEntry, type XdsResource } from './snapshot.js';
 import { encodeEntry, type EncodedAny } from './encode-cache.js';
+import { diffResolved, hashesOf } from './resolved-diff.js';
 import { scopeOf, type ProxyView } from './model.js';
 import type { AdsServer, ClientStatus, TypeShortName, TypeStatus } from './ads-server.js';
 
@@ -71,6 +72,13 @@ interface DeltaTypeState {
   lastNack?: { message: string; at: string; version?: string };
   /** What the client was last sent, for config dumps. */
   sent: Map<string, SnapshotEntry>;
+  /**
+   * The resolution `known` equals (set after each maybeSend; cleared when a
+   * request changes `known` otherwise). From it, what to send for a new
+   * snapshot is a diff shared with every stream in the same state
+   * (resolved-diff.ts), not a walk of every subscribed name per stream.
+   */
+  synced?: Resolved;
 }
 
 export class DeltaStream {
@@ -126,6 +134,7 @@ export class DeltaStream {
     }
     const sub = req.resource_names_subscribe ?? [];
     const unsub = req.resource_names_unsubscribe ?? [];
+    if (first || sub.length > 0 || unsub.length > 0) delete st.synced;
     if (first) {
       if (sub.length === 0 && (type === LISTENER || type === CLUSTER)) st.wildcard = true;
       for (const [name, version] of Object.entries(req.initial_resource_versions ?? {})) st.known.set(name, version);
@@ -144,7 +153,8 @@ export class DeltaStream {
         st.sent.delete(n);
       }
     }
-    st.key = subscriptionKey(st.wildcard, [...st.names].sort());
+    // An ACK changes no subscription: keep the key (a string of every name: the resolved cache's key).
+    if (st.synced === undefined) st.key = subscriptionKey(st.wildcard, [...st.names].sort());
     this.maybeSend(type, st);
   }
 
@@ -180,16 +190,21 @@ export class DeltaStream {
   private maybeSend(type: XdsTypeUrl, st: DeltaTypeState): void {
     if (this.snapshot === undefined) return;
     const resolved = resolveSubscription(this.snapshot, type, st);
-    const changed: SnapshotEntry[] = [];
-    const wanted = new Set<string>();
-    for (const e of resolved.entries) {
-      wanted.add(e.name);
-      if (st.known.get(e.name) !== e.hash) changed.push(e);
+    let changed: SnapshotEntry[];
+    let removed: string[];
+    if (st.synced !== undefined) {
+      // The client has exactly st.synced: absent subscribed names were told then.
+      ({ changed, removed } = diffResolved(st.synced, resolved));
+    } else {
+      changed = [];
+      const wanted = hashesOf(resolved);
+      for (const e of resolved.entries) if (st.known.get(e.name) !== e.hash) changed.push(e);
+      removed = [];
+      for (const name of st.known.keys()) if (!wanted.has(name)) removed.push(name);
+      // Subscribed names that do not exist: say so once (the client need not wait for its timeout).
+      for (const name of st.names) if (!wanted.has(name) && !st.known.has(name) && !st.toldAbsent.has(name)) removed.push(name);
     }
-    const removed: string[] = [];
-    for (const name of st.known.keys()) if (!wanted.has(name)) removed.push(name);
-    // Subscribed names that do not exist: say so once (the client need not wait for its timeout).
-    for (const name of st.names) if (!wanted.has(name) && !st.known.has(name) && !st.toldAbsent.has(name)) removed.push(name);
+    st.synced = resolved;
     if (changed.length === 0 && removed.length === 0) {
       st.sentVersion ??= resolved.version;
       return;

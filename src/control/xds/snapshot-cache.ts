@@ -25,7 +25,13 @@ interface ViewState {
   view: ProxyView;
   snapshot: Snapshot;
   listeners: Set<SnapshotListener>;
+  /** Listeners not yet told of `snapshot` (see notify). */
+  pending: Set<SnapshotListener>;
+  draining: boolean;
 }
+
+/** Listeners (streams) told of a new snapshot per turn of the event loop; see notify. */
+export const NOTIFY_CHUNK = 50;
 
 export interface SnapshotCacheOptions {
   store: ConfigStore;
@@ -128,7 +134,7 @@ export class SnapshotCache {
     const hit = this.views.get(key);
     if (hit) return hit.snapshot;
     const snapshot = this.build(view);
-    this.views.set(key, { view, snapshot, listeners: new Set() });
+    this.views.set(key, { view, snapshot, listeners: new Set(), pending: new Set(), draining: false });
     return snapshot;
   }
 
@@ -142,6 +148,7 @@ export class SnapshotCache {
       const s = this.views.get(key);
       if (!s) return;
       s.listeners.delete(cb);
+      s.pending.delete(cb);
       if (s.listeners.size === 0) this.views.delete(key);
     };
   }
@@ -233,7 +240,36 @@ export class SnapshotCache {
     }
     if (next === undefined) return;
     state.snapshot = next;
-    for (const cb of state.listeners) cb(next);
+    for (const cb of state.listeners) state.pending.add(cb);
+    if (!state.draining) this.notify(state);
+  }
+
+  /**
+   * Tells the pending listeners of a view its current snapshot, NOTIFY_CHUNK at
+   * a time, yielding (setImmediate) between chunks: with 1,000 streams on one
+   * view, the pushes of one rebuild would otherwise hold the event loop for the
+   * whole fan-out, delaying store writes, watch events and ACKs. The first
+   * chunk runs at once. A listener still pending when a newer snapshot arrives
+   * is told only of the newer one (streams diff against what they last sent,
+   * so nothing is lost).
+   */
+  private notify(state: ViewState): void {
+    state.draining = true;
+    try {
+      let n = 0;
+      for (const cb of state.pending) {
+        if (n++ >= NOTIFY_CHUNK) break;
+        state.pending.delete(cb);
+        cb(state.snapshot);
+      }
+    } finally {
+      if (state.pending.size > 0 && this.views.get(viewKey(state.view)) === state) {
+        setImmediate(() => this.notify(state));
+      } else {
+        state.pending.clear();
+        state.draining = false;
+      }
+    }
   }
 
   private build(view: ProxyView): Snapshot {
