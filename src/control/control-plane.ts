@@ -16,7 +16,8 @@ import { startHa } from './ha/ha.js';
 import type { LeaderStatus } from './ha/leader.js';
 import { isLoopback } from './http/auth.js';
 import { createApiServer, type ApiServer } from './http/server.js';
-import { startCaService, type CaService } from './identity/ca-service.js';
+import { readMeshSettings, startCaService, type CaService } from './identity/ca-service.js';
+import { SOLE_LEADER, startRootRotation } from './identity/root-rotation.js';
 import type { XdsStatusSource } from './http/xds.js';
 import type { AdsServer } from './xds/ads-server.js';
 import type { SuppliedCaFiles } from './ca/root.js';
@@ -165,6 +166,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       services.push({ name: 'ha', stop: () => ha.close() });
       started.leader = ha.leader;
     }
+    // Singleton duty under the leader (without etcd this process is the only one): CA root rotation.
+    const rootRotation = startRootRotation({ ca, leader: started.leader ?? SOLE_LEADER, workloadTtlMs: async () => (await readMeshSettings(store)).workloadTtlMs, log: caLog });
+    services.push({ name: 'root-rotation', stop: async () => rootRotation.close() });
     // --- end of services ---
 
     log.info({ apiUrl, xdsAddress: xds.address, dataDir }, 'control plane started');

@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { createLogger, type Logger } from '../lib/log.js';
 import { startAdminServer, type AdminServer } from './admin/admin-server.js';
+import { proxyStatus } from './admin/status.js';
 import { loadBootstrap, type Bootstrap } from './config/bootstrap.js';
 import { ConfigState, type ResourceKind, type Snapshot } from './config/state.js';
 import type { ProtoJson } from './config/types.js';
@@ -31,8 +32,8 @@ export interface ProxyOptions {
   readonly adminAddr?: string;
   /** ADS servers (`host:port`); overrides the bootstrap's ads_config. */
   readonly xdsAddresses?: readonly string[];
-  /** Node identity; merged over the bootstrap's `node`. */
-  readonly node?: { id?: string; cluster?: string; metadata?: Record<string, unknown> };
+  /** Node identity; merged over the bootstrap's `node`. `locality` is sent as node.locality (EDS priorities are relative to it). */
+  readonly node?: { id?: string; cluster?: string; metadata?: Record<string, unknown>; locality?: { region?: string; zone?: string; sub_zone?: string } };
   /**
    * The workload this sidecar serves; sent as node metadata (NODE_METADATA keys) so the
    * control plane can register it. Also names the node (`sidecar~ADDRESS~SERVICE.NAMESPACE`)
@@ -110,6 +111,7 @@ export function xdsNode(opts: ProxyOptions, bootstrap: Bootstrap): XdsNode {
     id: opts.node?.id ?? bootstrap.node.id ?? defaultId,
     cluster: opts.node?.cluster ?? bootstrap.node.cluster ?? (w === undefined ? '' : `${w.service}.${w.namespace ?? 'default'}`),
     metadata: { ...bootstrap.node.metadata, ...workloadMeta, ...opts.node?.metadata },
+    ...(opts.node?.locality !== undefined ? { locality: opts.node.locality } : {}),
   };
 }
 
@@ -180,6 +182,7 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
       bootstrap: () => bootstrap.raw,
       drain,
       ...(opts.identity ? { certs: () => opts.identity!.certs() } : {}),
+      status: () => proxyStatus(ads?.status(), opts.identity?.certs()),
     });
   } catch (e) {
     ads?.close();

@@ -23,8 +23,11 @@ const PROXY_READY = /^weft proxy ready: admin=(\S+) outbound=(\S+) node=(\S+)$/;
 const PREFIX = '/weft-e2e-ha/';
 /** Short so that the expiry test is quick; production default is 10 s. */
 const LEASE_TTL_S = 3;
-/** How long traffic must keep flowing with every control plane down (the issue says 60 s; 10 s keeps the suite fast). */
-const STATIC_WINDOW_MS = 10_000;
+/**
+ * How long traffic must keep flowing with every control plane down: the issue says 60 s;
+ * 10 s by default keeps the suite fast; `WEFT_HA_OUTAGE_SECONDS=60` runs the full window (docs/ha.md).
+ */
+const STATIC_WINDOW_MS = Math.max(1, Number(process.env.WEFT_HA_OUTAGE_SECONDS ?? '') || 10) * 1000;
 
 interface Replica {
   run: Running;
@@ -40,8 +43,8 @@ let a: Replica;
 let b: Replica;
 let v1: App;
 let v2: App;
-let webA: { run: Running; outbound: string; node: string };
-let webB: { run: Running; outbound: string; node: string };
+let webA: { run: Running; admin: string; outbound: string; node: string };
+let webB: { run: Running; admin: string; outbound: string; node: string };
 let v1Proxy: Running;
 const agent = new Agent({ keepAlive: true, maxSockets: 8 });
 let failed = false;
@@ -175,8 +178,8 @@ before(async () => {
     startProxy('web-a', [a.xds, b.xds], ['--service', 'web', '--node-id', 'web-a']),
     startProxy('web-b', [b.xds, a.xds], ['--service', 'web', '--node-id', 'web-b']),
   ]);
-  webA = { run: pa.run, outbound: pa.match[2]!, node: pa.match[3]! };
-  webB = { run: pb.run, outbound: pb.match[2]!, node: pb.match[3]! };
+  webA = { run: pa.run, admin: pa.match[1]!, outbound: pa.match[2]!, node: pa.match[3]! };
+  webB = { run: pb.run, admin: pb.match[1]!, outbound: pb.match[2]!, node: pb.match[3]! };
   await until('both versions reachable through both client sidecars', 20_000, async () => {
     const rs = await Promise.all([webA, webB].flatMap((w) => [viaProxy(w.outbound, 'http://catalog-v1.default/', agent), viaProxy(w.outbound, 'http://catalog-v2.default/', agent)]));
     return rs.map((r) => r.body).join() === 'v1,v2,v1,v2' ? true : undefined;
@@ -270,9 +273,29 @@ describe('weft control: two replicas on a 3-member etcd', { skip, concurrency: f
   step(`every control plane stopped: traffic keeps flowing for ${STATIC_WINDOW_MS / 1000} s`, async () => {
     assert.equal(await stop(b.run, 'SIGKILL'), 'SIGKILL');
     const window = new Promise((r) => setTimeout(r, STATIC_WINDOW_MS));
+    type Status = { xds: { connected: boolean; lastUpdate: string | null } | null; servingLastGoodConfig: boolean };
+    const status = async (admin: string): Promise<Status> => (await (await fetch(`${admin}/status`)).json()) as Status;
+    const gauge = async (admin: string): Promise<string | undefined> => /^weft_proxy_xds_connected (\d)$/m.exec(await (await fetch(`${admin}/metrics`)).text())?.[1];
+    // While the load runs: both sidecars say they lost the control plane and serve their last good config.
+    const observed = (async () => {
+      for (const w of [webA, webB]) {
+        await until(`${w.node}: /status connected false`, Math.min(STATIC_WINDOW_MS, 10_000), async () => ((await status(w.admin)).xds?.connected === false ? true : undefined), 100);
+        const st = await status(w.admin);
+        assert.equal(st.servingLastGoodConfig, true, `${w.node}: ${JSON.stringify(st)}`);
+        assert.ok(st.xds?.lastUpdate !== null, `${w.node}: ${JSON.stringify(st)}`);
+        assert.equal(await gauge(w.admin), '0', `${w.node}: weft_proxy_xds_connected`);
+      }
+    })().then(() => undefined, (e: unknown) => e); // rethrown below, after the load
     const [la, lb] = await Promise.all([loadUntil(webA.outbound, window, STATIC_WINDOW_MS + 5000, 2), loadUntil(webB.outbound, window, STATIC_WINDOW_MS + 5000, 2)]);
+    const notSeen = await observed;
+    if (notSeen !== undefined) throw notSeen;
     process.stdout.write(`# no control plane for ${STATIC_WINDOW_MS} ms: ${la.total + lb.total} requests, ${la.failures.length + lb.failures.length} failed\n`);
     assert.deepEqual([...la.failures, ...lb.failures], []);
     assert.ok(la.total > 100 && lb.total > 100);
+    // Still disconnected at the end of the window, and saying so.
+    for (const w of [webA, webB]) {
+      assert.equal((await status(w.admin)).xds?.connected, false);
+      assert.equal(await gauge(w.admin), '0');
+    }
   });
 });

@@ -71,6 +71,12 @@ describe('proxy workers (node:cluster, concurrency 2)', () => {
     assert.equal(ws.length, 2);
     assert.ok(ws.every((w) => w.ready && w.pid !== process.pid));
     assert.notEqual(ws[0]!.pid, ws[1]!.pid);
+    // The primary holds the stream: /status and the gauge come from it.
+    const st = await (await fetch(`${proxy.adminUrl}/status`)).json() as { xds: { connected: boolean; address: string } | null; servingLastGoodConfig: boolean };
+    assert.equal(st.xds?.connected, true);
+    assert.equal(st.xds?.address, ads.address);
+    assert.equal(st.servingLastGoodConfig, false);
+    assert.match(await (await fetch(`${proxy.adminUrl}/metrics`)).text(), /^weft_proxy_xds_connected 1$/m);
   });
 
   test('connections are served by both workers; /stats and /metrics sum over them', async () => {

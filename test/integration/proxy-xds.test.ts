@@ -134,6 +134,46 @@ describe('ADS client', () => {
     assert.equal(r.text, 'v3');
   });
 
+  test('/status and the weft_proxy_xds_* gauges: connected, then serving the last good config with no control plane', async () => {
+    const cp = await startFakeAds();
+    cp.set(CLUSTER, [edsCluster('catalog')], 'c1');
+    cp.set(CLUSTER_LOAD_ASSIGNMENT, [cla('catalog', [up.port])], 'e1');
+    cp.set(LISTENER, [listener('outbound', { rds: { route_config_name: 'outbound-routes', config_source: { ads: {} } } })], 'l1');
+    cp.set(ROUTE_CONFIGURATION, [routes('static-ok')], 'r1');
+    const p = await startProxy({ adminAddr: '127.0.0.1:0', logLevel: 'silent', xdsAddresses: [cp.address], xdsBackoff: createBackoff(20, 200) });
+    type Status = { xds: { connected: boolean; address: string; since: string | null; lastUpdate: string | null; versions: Record<string, string> } | null; identity: unknown; servingLastGoodConfig: boolean };
+    const status = async (): Promise<Status> => (await (await fetch(`${p.adminUrl}/status`)).json()) as Status;
+    const metrics = async (): Promise<string> => (await fetch(`${p.adminUrl}/metrics`)).text();
+    try {
+      await waitFor('/ready', async () => (await fetch(`${p.adminUrl}/ready`)).status === 200, 15_000);
+      const on = await status();
+      assert.equal(on.xds?.connected, true);
+      assert.equal(on.xds?.address, cp.address);
+      assert.deepEqual(on.xds?.versions, { CDS: 'c1', EDS: 'e1', LDS: 'l1', RDS: 'r1' });
+      assert.ok(on.xds?.lastUpdate !== null && Date.now() - Date.parse(on.xds!.lastUpdate!) < 15_000);
+      assert.equal(on.identity, null);
+      assert.equal(on.servingLastGoodConfig, false);
+      let m = await metrics();
+      assert.match(m, /^weft_proxy_xds_connected 1$/m);
+      assert.match(m, /^weft_proxy_xds_last_update_timestamp_seconds \d+(\.\d+)?$/m);
+      assert.doesNotMatch(m, /weft_proxy_certificate_expiry_timestamp_seconds \d/);
+
+      await cp.close();
+      await waitFor('/status connected: false', async () => (await status()).xds?.connected === false, 10_000);
+      const off = await status();
+      assert.equal(off.servingLastGoodConfig, true);
+      assert.equal(off.xds?.lastUpdate, on.xds?.lastUpdate);
+      assert.ok(off.xds?.since !== null && Date.parse(off.xds!.since!) >= Date.parse(on.xds!.since!));
+      m = await metrics();
+      assert.match(m, /^weft_proxy_xds_connected 0$/m);
+      const r = await call(p.listenerPort('outbound')!, '/', { headers: { host: 'catalog.default' } });
+      assert.equal(r.text, 'static-ok');
+    } finally {
+      await p.close();
+      await cp.close();
+    }
+  });
+
   test('removing a listener from LDS closes it', async () => {
     const port = proxy.listenerPort('outbound')!;
     ads.set(LISTENER, [], 'l2');

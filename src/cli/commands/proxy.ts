@@ -24,6 +24,7 @@ interface ProxyCommandOptions {
   concurrency: number;
   logLevel?: string;
   api?: string;
+  locality?: { region: string; zone?: string; sub_zone?: string };
 }
 
 const HOST_PORT = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/;
@@ -68,6 +69,18 @@ function positiveMs(v: string): number {
   return n;
 }
 
+const LOCALITY_PART = /^[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?$/;
+
+/** `--locality region[/zone[/subzone]]`: the xDS node.locality. */
+export function parseLocality(v: string): { region: string; zone?: string; sub_zone?: string } {
+  const parts = v.split('/');
+  if (parts.length > 3 || parts.some((p) => !LOCALITY_PART.test(p))) {
+    throw new InvalidArgumentError(`--locality: want region[/zone[/subzone]] (letters, digits, '-', '_', '.'), got "${v}"`);
+  }
+  const [region, zone, subzone] = parts as [string, string | undefined, string | undefined];
+  return { region, ...(zone !== undefined ? { zone } : {}), ...(subzone !== undefined ? { sub_zone: subzone } : {}) };
+}
+
 /**
  * The node id: Istio's `sidecar~IP~NAME.NAMESPACE`, plus the workload ports, so that
  * two instances of a Service on one host (one address) stay two workloads.
@@ -89,6 +102,7 @@ export function registerProxy(program: Command): void {
     .option('--admin-addr <host:port>', 'admin endpoint (/ready, /config_dump, /clusters, /stats, /metrics, /drain); port 0 picks one', hostPort('--admin-addr'), '127.0.0.1:15000')
     .option('--outbound-addr <host:port>', `where to bind the "${OUTBOUND_LISTENER}" listener instead of the address the control plane gives; port 0 picks one`, hostPort('--outbound-addr'), '127.0.0.1:15001')
     .option('--bootstrap <file>', 'Envoy-style bootstrap (JSON or YAML): static listeners and clusters, node, admin')
+    .option('--locality <region/zone/subzone>', 'where this proxy runs (xDS node.locality; zone and subzone optional): endpoints in the same subzone, zone, region are preferred in that order, the others take over when they fail', parseLocality)
     .option('--node-id <id>', 'xDS node id (default: sidecar~ADDRESS~SERVICE.NAMESPACE[~PORTS])')
     .option('--drain-timeout <ms>', 'on SIGTERM/SIGINT, how long busy connections may finish', positiveMs, 5000)
     .option('--concurrency <n>', 'worker processes sharing the listeners (node:cluster); 1 serves in this process; one xDS stream and one admin endpoint either way', workerCount, 2)
@@ -121,7 +135,7 @@ not the admin token.`)
         ...(opts.bootstrap !== undefined ? { bootstrap: opts.bootstrap } : {}),
         adminAddr: opts.adminAddr,
         xdsAddresses: opts.xds,
-        node: { id: nodeId },
+        node: { id: nodeId, ...(opts.locality !== undefined ? { locality: opts.locality } : {}) },
         workload: { service: opts.service, namespace: opts.namespace, address: opts.workloadAddress, ports },
         listenerAddresses: { [OUTBOUND_LISTENER]: opts.outboundAddr },
         drainMs: opts.drainTimeout,

@@ -7,7 +7,7 @@ import { META } from '../registry/node-metadata.js';
 import { resolveSubscription, subscriptionKey, versionOf, type Resolved, type Snapshot, type SnapshotEntry, type XdsResource } from './snapshot.js';
 import { encodeEntry, type EncodedAny } from './encode-cache.js';
 import { diffResolved } from './resolved-diff.js';
-import { scopeOf, type ProxyView } from './model.js';
+import { localityOf, scopeOf, type ProxyView } from './model.js';
 import { DeltaStream, type DeltaCall, type DeltaDiscoveryRequest } from './delta-server.js';
 
 /**
@@ -206,6 +206,9 @@ class AdsStream {
     // Proxyless gRPC (user agent "gRPC Node Pure JS", "gRPC Go", ...) gets its own view: degraded clusters.
     const agent = (node as XdsNode & { user_agent_name?: string }).user_agent_name ?? '';
     if (/^grpc\b/i.test(agent)) this.view.client = 'grpc';
+    // Locality failover: EDS priorities relative to node.locality (endpoints.ts); none = all at priority 0.
+    const locality = localityOf(node.locality);
+    if (locality !== undefined) this.view.locality = locality;
     this.registration = this.server.registry?.connect(node);
     this.snapshot = this.server.snapshots.snapshot(this.view);
     this.unsubscribe = this.server.snapshots.subscribe(this.view, (s) => this.onSnapshot(s));

@@ -5,7 +5,7 @@ import { META, structToJson } from '../registry/node-metadata.js';
 import { resolveSubscription, subscriptionKey, type Resolved, type Snapshot, type SnapshotEntry, type XdsResource } from './snapshot.js';
 import { encodeEntry, type EncodedAny } from './encode-cache.js';
 import { diffResolved, hashesOf } from './resolved-diff.js';
-import { scopeOf, type ProxyView } from './model.js';
+import { localityOf, scopeOf, type ProxyView } from './model.js';
 import type { AdsServer, ClientStatus, TypeShortName, TypeStatus } from './ads-server.js';
 
 /**
@@ -166,6 +166,9 @@ export class DeltaStream {
     this.view = { namespace, ...scopeOf(namespace, meta[META.namespaces], meta[META.dependencies]) };
     const agent = (node as XdsNode & { user_agent_name?: string }).user_agent_name ?? '';
     if (/^grpc\b/i.test(agent)) this.view.client = 'grpc';
+    // Locality failover: EDS priorities relative to node.locality (endpoints.ts); none = all at priority 0.
+    const locality = localityOf(node.locality);
+    if (locality !== undefined) this.view.locality = locality;
     this.registration = this.server.registry?.connect(node);
     this.snapshot = this.server.snapshots.snapshot(this.view);
     this.unsubscribe = this.server.snapshots.subscribe(this.view, (s) => this.onSnapshot(s));

@@ -3,7 +3,7 @@ import type { WorkloadSpec } from '../../api/workload/workload.js';
 import { CLUSTER_LOAD_ASSIGNMENT } from '../../xds/type-urls.js';
 import { clusterName } from './names.js';
 import type { ServiceSpec } from '../../api/service/service.js';
-import { refOf, sortByName, WorkloadIndex, type MeshInput } from './model.js';
+import { refOf, sortByName, WorkloadIndex, type MeshInput, type ViewLocality } from './model.js';
 
 export type ClusterLoadAssignment = Record<string, unknown> & { cluster_name: string };
 
@@ -22,15 +22,30 @@ interface LocalityGroup {
  *
  * A workload serves a Service port at `address:targetPort`. When the workload
  * lists its ports, one that does not list targetPort is left out.
+ *
+ * Priorities (locality failover, as Istio does): without `locality` (the
+ * proxy's, from its xDS node) every group is at priority 0. With it, a group's
+ * priority is how far it is from the proxy: same region, zone and subzone → 0,
+ * same region and zone → 1, same region → 2, other → 3; then the levels used
+ * are compacted to 0, 1, ... (Envoy wants contiguous priorities), so the
+ * nearest group present is always priority 0.
  */
-export function generateEndpoints(input: MeshInput, index = new WorkloadIndex(input.workloads)): ClusterLoadAssignment[] {
+export function generateEndpoints(input: MeshInput, index = new WorkloadIndex(input.workloads), locality?: ViewLocality): ClusterLoadAssignment[] {
   const out: ClusterLoadAssignment[] = [];
-  for (const svc of sortByName(input.services)) out.push(...endpointsOf(svc, index.membersOf(svc)));
+  for (const svc of sortByName(input.services)) out.push(...endpointsOf(svc, index.membersOf(svc), locality));
   return out;
 }
 
+/** How far a group's locality is from the proxy's: 0 (same subzone) to 3 (other region). */
+export function localityDistance(proxy: ViewLocality, l: LocalityGroup['locality']): number {
+  if ((l.region ?? '') !== proxy.region) return 3;
+  if ((l.zone ?? '') !== proxy.zone) return 2;
+  if ((l.sub_zone ?? '') !== proxy.subzone) return 1;
+  return 0;
+}
+
 /** The ClusterLoadAssignments of one Service (one per port), given its member workloads in name order. */
-export function endpointsOf(svc: Resource<ServiceSpec>, members: readonly Resource<WorkloadSpec>[]): ClusterLoadAssignment[] {
+export function endpointsOf(svc: Resource<ServiceSpec>, members: readonly Resource<WorkloadSpec>[], locality?: ViewLocality): ClusterLoadAssignment[] {
   const out: ClusterLoadAssignment[] = [];
   for (const p of svc.spec.ports) {
     const target = p.targetPort ?? p.port;
@@ -46,13 +61,15 @@ export function endpointsOf(svc: Resource<ServiceSpec>, members: readonly Resour
         load_balancing_weight: { value: weight },
       });
     }
+    const list = [...groups.values()];
+    const priorityOf = priorities(list, locality);
     out.push({
       '@type': CLUSTER_LOAD_ASSIGNMENT,
       cluster_name: clusterName(refOf(svc), p.port),
-      endpoints: [...groups.values()].map((g) => ({
+      endpoints: list.map((g, i) => ({
         locality: g.locality,
         load_balancing_weight: { value: g.weight },
-        priority: 0,
+        priority: priorityOf[i]!,
         lb_endpoints: g.endpoints,
       })),
     });
@@ -73,4 +90,12 @@ function groupFor(groups: Map<string, LocalityGroup>, w: Resource<WorkloadSpec>)
     groups.set(key, g);
   }
   return g;
+}
+
+/** The priority of each group: 0 without a proxy locality, else its distance with the used levels compacted. */
+function priorities(groups: readonly LocalityGroup[], locality: ViewLocality | undefined): number[] {
+  if (locality === undefined) return groups.map(() => 0);
+  const distance = groups.map((g) => localityDistance(locality, g.locality));
+  const levels = [...new Set(distance)].sort((a, b) => a - b);
+  return distance.map((d) => levels.indexOf(d));
 }

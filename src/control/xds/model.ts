@@ -76,10 +76,37 @@ export interface ProxyView {
    */
   namespaces?: readonly string[];
   dependencies?: readonly string[];
+  /**
+   * Where the proxy runs (`node.locality`, see localityOf). Given: EDS
+   * priorities are relative to it (endpoints.ts); absent: every locality at
+   * priority 0, and the endpoint lists are shared with every other such view.
+   */
+  locality?: ViewLocality;
+}
+
+/** A proxy's locality (node.locality), normalized: absent fields are ''. */
+export interface ViewLocality {
+  region: string;
+  zone: string;
+  subzone: string;
+}
+
+/** The locality of an xDS node, or undefined when it has none (every field empty or missing). */
+export function localityOf(l: { region?: string | null; zone?: string | null; sub_zone?: string | null } | null | undefined): ViewLocality | undefined {
+  if (l === undefined || l === null) return undefined;
+  const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+  const out = { region: str(l.region), zone: str(l.zone), subzone: str(l.sub_zone) };
+  return out.region === '' && out.zone === '' && out.subzone === '' ? undefined : out;
+}
+
+/** A locality as one string (cache and view keys). */
+export function localityKey(l: ViewLocality): string {
+  return `${l.region}/${l.zone}/${l.subzone}`;
 }
 
 export function viewKey(v: ProxyView): string {
   let key = v.client === 'grpc' ? `ns=${v.namespace},client=grpc` : `ns=${v.namespace}`;
+  if (v.locality !== undefined) key += `,locality=${localityKey(v.locality)}`;
   if (v.namespaces !== undefined) key += `,namespaces=${v.namespaces.join('|')}`;
   if (v.dependencies !== undefined) key += `,deps=${v.dependencies.join('|')}`;
   return key;

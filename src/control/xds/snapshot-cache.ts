@@ -10,7 +10,7 @@ import type { WorkloadRegistry } from '../registry/workload-registry.js';
 import { CLUSTER_LOAD_ASSIGNMENT } from '../../xds/type-urls.js';
 import { buildSnapshot, endpointEntry, type Snapshot, type SnapshotEntry } from './snapshot.js';
 import { endpointsOf } from './endpoints.js';
-import { inScope, isMember, viewKey, WorkloadIndex, type GrpcRouteSpecLike, type MeshInput, type ProxyView } from './model.js';
+import { inScope, isMember, localityKey, viewKey, WorkloadIndex, type GrpcRouteSpecLike, type MeshInput, type ProxyView, type ViewLocality } from './model.js';
 
 export const DEFAULT_DEBOUNCE_MS = 100;
 /** A rebuild waits at most this many debounce windows after the first pending change. */
@@ -55,8 +55,10 @@ export interface SnapshotCacheOptions {
  *
  * Rebuilds are incremental where that is cheap:
  * - the ClusterLoadAssignments of a Service are computed once (from a label
- *   index of the workloads) and shared by every view and kept across rebuilds
- *   until the Service or one of its workloads changes;
+ *   index of the workloads) and shared by every view without a locality, and
+ *   once per locality for views with one (their priorities depend on it:
+ *   endpoints.ts), and kept across rebuilds until the Service or one of its
+ *   workloads changes;
  * - when only Workloads changed (store or registry: endpoint churn), each view
  *   keeps its previous snapshot's CDS, LDS and RDS tables and gets a new EDS
  *   table with just the affected entries replaced; a view none of whose
@@ -79,8 +81,11 @@ export class SnapshotCache {
   private index = new WorkloadIndex([]);
   /** Workloads of `input`, by key (to find what changed at the next rebuild). */
   private workloadsByKey = new Map<string, Resource<WorkloadSpec>>();
-  /** EDS entries per Service (`ns/name`), shared by every view; valid for `input`. */
-  private readonly eds = new Map<string, { svc: Resource<ServiceSpec>; entries: readonly SnapshotEntry[] }>();
+  /**
+   * EDS entries per Service (`ns/name`), then per proxy locality ('' for views
+   * without one, shared by all of them); valid for `input`.
+   */
+  private readonly eds = new Map<string, Map<string, { svc: Resource<ServiceSpec>; entries: readonly SnapshotEntry[] }>>();
 
   private constructor(private readonly opts: SnapshotCacheOptions) {
     this.debounceMs = opts.debounceMs ?? DEFAULT_DEBOUNCE_MS;
@@ -113,15 +118,18 @@ export class SnapshotCache {
   }
 
   /** EDS entries of a Service (cached; see the class comment). */
-  private readonly endpointsFor = (svc: Resource<ServiceSpec>): readonly SnapshotEntry[] => {
+  private endpointsFor(svc: Resource<ServiceSpec>, locality: ViewLocality | undefined): readonly SnapshotEntry[] {
     const key = nsName(svc);
-    let c = this.eds.get(key);
+    let perLocality = this.eds.get(key);
+    if (perLocality === undefined) this.eds.set(key, (perLocality = new Map()));
+    const lkey = locality === undefined ? '' : localityKey(locality);
+    let c = perLocality.get(lkey);
     if (c === undefined || c.svc !== svc) {
-      c = { svc, entries: endpointsOf(svc, this.index.membersOf(svc)).map(endpointEntry) };
-      this.eds.set(key, c);
+      c = { svc, entries: endpointsOf(svc, this.index.membersOf(svc), locality).map(endpointEntry) };
+      perLocality.set(lkey, c);
     }
     return c.entries;
-  };
+  }
 
   /** Number of translations so far (tests check debouncing with it). */
   get buildCount(): number {
@@ -220,7 +228,7 @@ export class SnapshotCache {
       this.replace(state, () => {
         const patch = new Map<string, SnapshotEntry | null>();
         for (const svc of visible) {
-          for (const e of this.endpointsFor(svc)) if (state.snapshot.get(CLUSTER_LOAD_ASSIGNMENT, e.name)?.hash !== e.hash) patch.set(e.name, e);
+          for (const e of this.endpointsFor(svc, state.view.locality)) if (state.snapshot.get(CLUSTER_LOAD_ASSIGNMENT, e.name)?.hash !== e.hash) patch.set(e.name, e);
         }
         if (patch.size === 0) return undefined;
         this.builds++;
@@ -274,7 +282,7 @@ export class SnapshotCache {
 
   private build(view: ProxyView): Snapshot {
     this.builds++;
-    return buildSnapshot(this.input, view, this.endpointsFor);
+    return buildSnapshot(this.input, view, (svc) => this.endpointsFor(svc, view.locality));
   }
 
   private collect(): MeshInput {

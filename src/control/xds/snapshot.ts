@@ -160,7 +160,7 @@ export function buildSnapshot(input: MeshInput, view: ProxyView, endpoints?: End
   ];
   const routes = [...grpcRoutes, outboundRoutes];
   let eds: TypeTable;
-  if (endpoints === undefined) eds = table(generateEndpoints(input), (r) => String(r.cluster_name), () => false);
+  if (endpoints === undefined) eds = table(generateEndpoints(input, undefined, view.locality), (r) => String(r.cluster_name), () => false);
   else {
     const byName = new Map<string, SnapshotEntry>();
     for (const svc of sortByName(input.services)) for (const e of endpoints(svc)) byName.set(e.name, e);

@@ -1,6 +1,6 @@
 /**
  * The admin server (loopback only by default): /ready, /config_dump, /clusters,
- * /stats, /metrics (Prometheus text), /drain. It reads the snapshot in force; it
+ * /stats, /metrics (Prometheus text), /status (control-plane connection), /drain. It reads the snapshot in force; it
  * never changes config.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -8,6 +8,7 @@ import type { Snapshot } from '../config/state.js';
 import type { ProtoJson } from '../config/types.js';
 import type { ProxyStats } from '../stats.js';
 import { configDump } from './config-dump.js';
+import { renderStatusMetrics, type ProxyStatus } from './status.js';
 
 export interface AdminContext {
   snapshot(): Snapshot;
@@ -18,6 +19,8 @@ export interface AdminContext {
   drain(): Promise<void>;
   /** The workload certificate (SPIFFE ID, serial, expiry; never the key), when the proxy has an identity. */
   certs?(): unknown;
+  /** Control-plane connection, config age, certificate expiry: `/status` and the `weft_proxy_*` gauges in /metrics. */
+  status?(): ProxyStatus;
   /**
    * With node:cluster workers (src/proxy/workers/): the stats summed over the workers,
    * gathered over IPC on each scrape; /stats and /metrics render these instead of `stats`.
@@ -83,6 +86,7 @@ export function startAdminServer(host: string, port: number, ctx: AdminContext):
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const snap = ctx.snapshot();
+    const statusMetrics = (): string => (ctx.status === undefined ? '' : renderStatusMetrics(ctx.status()));
     switch (url.pathname) {
       case '/ready': return ctx.isReady() ? send(res, 200, 'LIVE\n') : send(res, 503, 'PRE_INITIALIZING\n');
       case '/config_dump': return send(res, 200, JSON.stringify(configDump(snap, ctx.bootstrap()), null, 2) + '\n', 'application/json');
@@ -106,12 +110,15 @@ export function startAdminServer(host: string, port: number, ctx: AdminContext):
         if (ctx.gatherStats !== undefined) {
           const prom = url.pathname !== '/stats' || url.searchParams.get('format') === 'prometheus';
           return void ctx.gatherStats().then(
-            (st) => (prom ? send(res, 200, st.renderPrometheus(), 'text/plain; version=0.0.4') : send(res, 200, st.renderText())),
+            (st) => (prom ? send(res, 200, st.renderPrometheus() + statusMetrics(), 'text/plain; version=0.0.4') : send(res, 200, st.renderText())),
             (e: unknown) => send(res, 500, `gathering worker stats failed: ${String(e)}\n`),
           );
         }
-        if (url.pathname === '/stats') return url.searchParams.get('format') === 'prometheus' ? send(res, 200, ctx.stats.renderPrometheus(), 'text/plain; version=0.0.4') : send(res, 200, ctx.stats.renderText());
-        return send(res, 200, ctx.stats.renderPrometheus(), 'text/plain; version=0.0.4');
+        if (url.pathname === '/stats') return url.searchParams.get('format') === 'prometheus' ? send(res, 200, ctx.stats.renderPrometheus() + statusMetrics(), 'text/plain; version=0.0.4') : send(res, 200, ctx.stats.renderText());
+        return send(res, 200, ctx.stats.renderPrometheus() + statusMetrics(), 'text/plain; version=0.0.4');
+      case '/status':
+        if (ctx.status === undefined) return send(res, 404, 'not found\n');
+        return send(res, 200, JSON.stringify(ctx.status(), null, 2) + '\n', 'application/json');
       case '/certs':
         return send(res, 200, JSON.stringify({ certificates: ctx.certs ? [ctx.certs()] : [] }, null, 2) + '\n', 'application/json');
       case '/drain':
@@ -120,7 +127,7 @@ export function startAdminServer(host: string, port: number, ctx: AdminContext):
         void ctx.drain();
         return send(res, 200, 'OK\n');
       case '/':
-        return send(res, 200, ['/ready', '/config_dump', '/clusters', '/stats', '/metrics', '/certs', '/drain (POST)'].join('\n') + '\n');
+        return send(res, 200, ['/ready', '/config_dump', '/clusters', '/stats', '/metrics', '/status', '/certs', '/drain (POST)'].join('\n') + '\n');
       default:
         return send(res, 404, 'not found\n');
     }

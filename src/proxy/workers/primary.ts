@@ -18,6 +18,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../../lib/log.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
+import { proxyStatus } from '../admin/status.js';
 import { loadBootstrap } from '../config/bootstrap.js';
 import { ConfigState } from '../config/state.js';
 import { xdsNode, type Proxy, type ProxyOptions } from '../proxy.js';
@@ -240,6 +241,7 @@ export async function startPrimary(opts: ProxyOptions): Promise<Proxy> {
         bootstrap: () => bootstrap.raw,
         drain,
         ...(opts.identity ? { certs: () => opts.identity!.certs() } : {}),
+        status: () => proxyStatus(ads?.status(), opts.identity?.certs()),
         gatherStats: async () => {
           const sum = new ProxyStats();
           for (const g of await gather()) if (g.stats !== undefined) mergeStats(sum, g.stats);

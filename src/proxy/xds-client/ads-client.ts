@@ -37,6 +37,21 @@ export interface AdsClientOptions {
   readonly onInitialized?: () => void;
   /** Called after every accepted or refused response (tests, metrics). */
   readonly onResponse?: (e: { typeUrl: string; version: string; accepted: boolean; error?: string }) => void;
+  /** Called when a stream gets its first response (connected) and when it is lost (admin /status, metrics). */
+  readonly onConnectionChange?: (connected: boolean, address: string) => void;
+}
+
+/** The stream's state, for the admin `/status` endpoint and the `weft_proxy_xds_*` gauges. */
+export interface AdsStatus {
+  readonly connected: boolean;
+  /** The server in use (or last used). */
+  readonly address: string;
+  /** Epoch ms: since when connected, or since when disconnected (start of the outage); undefined before the first stream answered. */
+  readonly since: number | undefined;
+  /** Epoch ms of the last accepted response. */
+  readonly lastUpdate: number | undefined;
+  /** Accepted version per short type name (CDS, EDS, LDS, RDS). */
+  readonly versions: Record<string, string>;
 }
 
 interface TypeState {
@@ -76,6 +91,9 @@ export class AdsClient {
   private closed = false;
   private sentNode = false;
   private initialized = false;
+  private connected = false;
+  private since: number | undefined;
+  private lastUpdate: number | undefined;
 
   constructor(private readonly opts: AdsClientOptions) {
     if (opts.addresses.length === 0) throw new Error('AdsClient needs at least one address');
@@ -99,6 +117,19 @@ export class AdsClient {
     this.connect();
   }
 
+  status(): AdsStatus {
+    const versions: Record<string, string> = {};
+    for (const ts of this.types.values()) if (ts.received) versions[SHORT_NAMES[ts.typeUrl]] = ts.version;
+    return { connected: this.connected, address: this.currentAddress, since: this.since, lastUpdate: this.lastUpdate, versions };
+  }
+
+  private setConnected(v: boolean, address: string): void {
+    if (this.connected === v) return;
+    this.connected = v;
+    this.since = Date.now();
+    this.opts.onConnectionChange?.(v, address);
+  }
+
   private connect(): void {
     if (this.closed) return;
     const address = this.currentAddress;
@@ -119,6 +150,7 @@ export class AdsClient {
         gotResponse = true;
         this.backoff.reset();
         this.opts.log.info({ address }, 'ADS stream established');
+        this.setConnected(true, address);
       }
       this.onResponse(msg);
     });
@@ -126,6 +158,7 @@ export class AdsClient {
       if (this.call !== call) return;
       this.call = undefined;
       client.close();
+      this.setConnected(false, address);
       if (this.closed) return;
       // A stream that never answered counts against this server: try the next one.
       if (!gotResponse) this.addressIndex++;
@@ -210,6 +243,7 @@ export class AdsClient {
     }
     ts.version = version;
     ts.received = true;
+    this.lastUpdate = Date.now();
     for (const r of resources) {
       const o = r as Record<string, unknown>;
       ts.seen.add(String(ts.kind === 'endpoint' ? o.cluster_name : o.name));
