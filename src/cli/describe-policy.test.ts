@@ -20,7 +20,7 @@ const policies = [
   bp('svc', '2025-01-01T00:00:00Z', { retry: { attempts: 4 }, connectionPool: { maxRequests: 10 } }, [{ kind: 'Service', name: 'catalog' }]),
   bp('admin-port', '2025-01-02T00:00:00Z', { retry: { attempts: 0 } }, [{ kind: 'Service', name: 'other' }, { kind: 'Service', name: 'catalog', sectionName: 'admin' }]),
   bp('rule', '2025-01-03T00:00:00Z', { faultInjection: { abort: { httpStatus: 503, percent: 10 } } }, [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'r', sectionName: 'canary' }]),
-  bp('elsewhere', '2025-01-01T00:00:00Z', { rateLimit: { requests: 1, perWorkload: true } }, [{ kind: 'Service', name: 'catalog' }]),
+  bp('elsewhere', '2025-01-01T00:00:00Z', { rateLimit: { requests: 1 } }, [{ kind: 'Service', name: 'catalog' }]),
 ];
 policies[3]!.metadata.namespace = 'other'; // policies target their own namespace only
 

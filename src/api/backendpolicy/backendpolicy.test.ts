@@ -51,7 +51,6 @@ test('a BackendPolicy using every setting is accepted', () => {
   assert.deepEqual(r.errors.map(formatFieldError), []);
   const s = r.resources[0]?.spec as BackendPolicySpec;
   assert.equal(s.faultInjection?.abort?.percent, 100);
-  assert.equal(s.rateLimit?.perWorkload, true);
 });
 
 test('schema mistakes are reported with their paths', () => {

@@ -169,8 +169,6 @@ export const RateLimit = Type.Object(
     tokensPerFill: Type.Optional(Count),
     fillInterval: Type.Optional(Duration),
     maxTokens: Type.Optional(Count),
-    /** true (default): each workload of the target allows the full rate; false: the rate is shared among them. */
-    perWorkload: Type.Boolean({ default: true }),
   },
   { additionalProperties: false },
 );
@@ -200,7 +198,7 @@ export const BACKEND_POLICY_DEFAULTS = {
   outlierDetection: { consecutive5xx: 5, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 10 },
   healthCheck: { path: '/', interval: '10s', timeout: '1s', healthyThreshold: 1, unhealthyThreshold: 3 },
   retry: { attempts: 2, retryOn: ['connect-failure', 'reset', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'], retriableStatusCodes: [503], backoff: { baseInterval: '25ms', maxInterval: '250ms' }, budget: { percent: 20, minRetryConcurrency: 3 } },
-  rateLimit: { perWorkload: true },
+  rateLimit: {},
 } as const;
 
 function validateTarget(t: PolicyTargetRef, at: string, ctx: ValidationContext): void {
