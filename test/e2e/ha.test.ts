@@ -24,10 +24,10 @@ const PREFIX = '/weft-e2e-ha/';
 /** Short so that the expiry test is quick; production default is 10 s. */
 const LEASE_TTL_S = 3;
 /**
- * How long traffic must keep flowing with every control plane down: the issue says 60 s;
- * 10 s by default keeps the suite fast; `WEFT_HA_OUTAGE_SECONDS=60` runs the full window (docs/ha.md).
+ * How long traffic must keep flowing with every control plane down: 60 s, as issue 9
+ * asks. `WEFT_HA_OUTAGE_SECONDS` shortens it for quick local runs (docs/ha.md).
  */
-const STATIC_WINDOW_MS = Math.max(1, Number(process.env.WEFT_HA_OUTAGE_SECONDS ?? '') || 10) * 1000;
+const STATIC_WINDOW_MS = Math.max(1, Number(process.env.WEFT_HA_OUTAGE_SECONDS ?? '') || 60) * 1000;
 
 interface Replica {
   run: Running;
