@@ -2,12 +2,11 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../lib/log.js';
 import { CLUSTER, LISTENER, PUSH_ORDER, SHORT_NAMES, type XdsTypeUrl } from '../../xds/type-urls.js';
 import type { RegistrationHandle, WorkloadRegistry, XdsNode } from '../registry/workload-registry.js';
-import { structToJson } from '../registry/node-metadata.js';
-import { META } from '../registry/node-metadata.js';
 import { resolveSubscription, subscriptionKey, versionOf, type Resolved, type Snapshot, type SnapshotEntry, type XdsResource } from './snapshot.js';
 import { encodeEntry, type EncodedAny } from './encode-cache.js';
 import { diffResolved } from './resolved-diff.js';
-import { localityOf, scopeOf, type ProxyView } from './model.js';
+import type { ProxyView } from './model.js';
+import { viewOfNode } from './view-of-node.js';
 import { DeltaStream, type DeltaCall, type DeltaDiscoveryRequest } from './delta-server.js';
 
 /**
@@ -198,17 +197,7 @@ class AdsStream {
 
   private bind(node: XdsNode): void {
     this.node = node;
-    const meta = structToJson(node.metadata);
-    const ns = meta[META.namespace];
-    const namespace = typeof ns === 'string' && ns !== '' ? ns : 'default';
-    // Scope: no WEFT_NAMESPACES / WEFT_DEPENDENCIES = every namespace (as before scoping; Istio's default too).
-    this.view = { namespace, ...scopeOf(namespace, meta[META.namespaces], meta[META.dependencies]) };
-    // Proxyless gRPC (user agent "gRPC Node Pure JS", "gRPC Go", ...) gets its own view: degraded clusters.
-    const agent = (node as XdsNode & { user_agent_name?: string }).user_agent_name ?? '';
-    if (/^grpc\b/i.test(agent)) this.view.client = 'grpc';
-    // Locality failover: EDS priorities relative to node.locality (endpoints.ts); none = all at priority 0.
-    const locality = localityOf(node.locality);
-    if (locality !== undefined) this.view.locality = locality;
+    this.view = viewOfNode(node);
     this.registration = this.server.registry?.connect(node);
     this.snapshot = this.server.snapshots.snapshot(this.view);
     this.unsubscribe = this.server.snapshots.subscribe(this.view, (s) => this.onSnapshot(s));

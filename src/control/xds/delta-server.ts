@@ -1,11 +1,11 @@
 import type * as grpc from '@grpc/grpc-js';
 import { CLUSTER, LISTENER, PUSH_ORDER, SHORT_NAMES, type XdsTypeUrl } from '../../xds/type-urls.js';
 import type { RegistrationHandle, XdsNode } from '../registry/workload-registry.js';
-import { META, structToJson } from '../registry/node-metadata.js';
 import { resolveSubscription, subscriptionKey, type Resolved, type Snapshot, type SnapshotEntry, type XdsResource } from './snapshot.js';
 import { encodeEntry, type EncodedAny } from './encode-cache.js';
 import { diffResolved, hashesOf } from './resolved-diff.js';
-import { localityOf, scopeOf, type ProxyView } from './model.js';
+import type { ProxyView } from './model.js';
+import { viewOfNode } from './view-of-node.js';
 import type { AdsServer, ClientStatus, TypeShortName, TypeStatus } from './ads-server.js';
 
 /**
@@ -160,15 +160,7 @@ export class DeltaStream {
 
   private bind(node: XdsNode): void {
     this.node = node;
-    const meta = structToJson(node.metadata);
-    const ns = meta[META.namespace];
-    const namespace = typeof ns === 'string' && ns !== '' ? ns : 'default';
-    this.view = { namespace, ...scopeOf(namespace, meta[META.namespaces], meta[META.dependencies]) };
-    const agent = (node as XdsNode & { user_agent_name?: string }).user_agent_name ?? '';
-    if (/^grpc\b/i.test(agent)) this.view.client = 'grpc';
-    // Locality failover: EDS priorities relative to node.locality (endpoints.ts); none = all at priority 0.
-    const locality = localityOf(node.locality);
-    if (locality !== undefined) this.view.locality = locality;
+    this.view = viewOfNode(node);
     this.registration = this.server.registry?.connect(node);
     this.snapshot = this.server.snapshots.snapshot(this.view);
     this.unsubscribe = this.server.snapshots.subscribe(this.view, (s) => this.onSnapshot(s));

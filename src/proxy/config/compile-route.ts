@@ -166,7 +166,7 @@ function compileHashPolicies(v: unknown, path: string): HashPolicy[] {
 
 /**
  * Route `idle_timeout` and `max_stream_duration` (http/forward.ts enforces them).
- * `grpc_timeout_header_offset` is refused (not implemented).
+ * `grpc_timeout_header_offset` is refused (Weft does not support it).
  */
 function compileStreamTimeouts(a: ProtoJson, p: string): Pick<RouteAction & { kind: 'forward' }, 'idleTimeoutMs' | 'maxStreamDurationMs' | 'grpcTimeoutHeaderMaxMs'> {
   const out: { idleTimeoutMs?: number; maxStreamDurationMs?: number; grpcTimeoutHeaderMaxMs?: number } = {};
