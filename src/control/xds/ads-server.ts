@@ -7,7 +7,8 @@ import { encodeEntry, type EncodedAny } from './encode-cache.js';
 import { diffResolved } from './resolved-diff.js';
 import type { ProxyView } from './model.js';
 import { viewOfNode } from './view-of-node.js';
-import { DeltaStream, type DeltaCall, type DeltaDiscoveryRequest } from './delta-server.js';
+import { serveBidiStream } from './bidi-stream.js';
+import { DeltaStream, type DeltaCall } from './delta-server.js';
 
 /**
  * Aggregated Discovery Service, state of the world (Envoy's xds_protocol.rst,
@@ -317,51 +318,20 @@ export class AdsServer {
   readonly handler = (call: AdsCall): void => {
     const s = new AdsStream(++this.seq, call, this);
     this.streams.set(s.id, s);
-    const end = (): void => {
-      if (!this.streams.has(s.id)) return;
-      this.streams.delete(s.id);
-      s.close();
-    };
-    call.on('data', (req: DiscoveryRequest) => {
-      try {
-        s.onRequest(req);
-      } catch (err) {
-        this.log?.error({ err, stream: s.id }, 'xds: request handling failed');
-      }
-    });
-    call.on('end', () => {
-      end();
-      call.end();
-    });
-    call.on('error', end);
-    call.on('cancelled', end);
-    call.on('close', end);
+    serveBidiStream(call, { onRequest: (req) => s.onRequest(req), onEnd: () => this.endStream(s) }, this.log, { stream: s.id, what: 'xds' });
   };
 
   /** grpc-js bidi handler for `DeltaAggregatedResources` (delta-server.ts). */
   readonly deltaHandler = (call: DeltaCall): void => {
     const s = new DeltaStream(++this.seq, call, this);
     this.streams.set(s.id, s);
-    const end = (): void => {
-      if (!this.streams.has(s.id)) return;
-      this.streams.delete(s.id);
-      s.close();
-    };
-    call.on('data', (req: DeltaDiscoveryRequest) => {
-      try {
-        s.onRequest(req);
-      } catch (err) {
-        this.log?.error({ err, stream: s.id }, 'xds delta: request handling failed');
-      }
-    });
-    call.on('end', () => {
-      end();
-      call.end();
-    });
-    call.on('error', end);
-    call.on('cancelled', end);
-    call.on('close', end);
+    serveBidiStream(call, { onRequest: (req) => s.onRequest(req), onEnd: () => this.endStream(s) }, this.log, { stream: s.id, what: 'xds delta' });
   };
+
+  private endStream(s: AdsStream | DeltaStream): void {
+    this.streams.delete(s.id);
+    s.close();
+  }
 
   /** Connected proxies, for `weft proxy-status`. */
   listClients(): ClientStatus[] {

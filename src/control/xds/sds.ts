@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { serveBidiStream } from './bidi-stream.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../lib/log.js';
 import { SECRET } from '../../xds/type-urls.js';
@@ -172,24 +173,13 @@ export class SdsServer {
     StreamSecrets: (call: SdsCall): void => {
       const s = new SdsStream(String(++this.seq), call, this);
       this.streams.set(s.id, s);
-      const end = (): void => {
-        s.closed = true;
-        this.streams.delete(s.id);
-      };
-      call.on('data', (req: DiscoveryRequest) => {
-        try {
-          s.onRequest(req);
-        } catch (err) {
-          this.log?.error({ err, stream: s.id }, 'sds: request handling failed');
-        }
-      });
-      call.on('end', () => {
-        end();
-        call.end();
-      });
-      call.on('error', end);
-      call.on('cancelled', end);
-      call.on('close', end);
+      serveBidiStream(call, {
+        onRequest: (req) => s.onRequest(req),
+        onEnd: () => {
+          s.closed = true;
+          this.streams.delete(s.id);
+        },
+      }, this.log, { stream: s.id, what: 'sds' });
     },
     FetchSecrets: (call: grpc.ServerUnaryCall<DiscoveryRequest, DiscoveryResponse>, cb: grpc.sendUnaryData<DiscoveryResponse>): void => {
       const names = call.request.resource_names ?? [];
