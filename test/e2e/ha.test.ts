@@ -14,6 +14,7 @@ import { createLogger } from '../../src/lib/log.js';
 import { etcdSkipReason, startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { startApp, viaProxy, type App, type Reply } from './helpers/http.js';
 import { killAll, runWeft, startWeft, stderrTails, stop, until, type Running } from './helpers/procs.js';
+import { route, services } from './helpers/catalog-yaml.js';
 
 const skip = etcdSkipReason();
 if (skip !== undefined) process.stdout.write(`# skipping the HA e2e test: ${skip}\n`);
@@ -76,42 +77,6 @@ function startProxy(name: string, xds: string[], args: readonly string[]): Promi
     'proxy', '--xds', xds.join(','), '--namespace', 'default',
     '--admin-addr', '127.0.0.1:0', '--outbound-addr', '127.0.0.1:0', '--log-level', 'warn', ...args,
   ], PROXY_READY, { home: tmp });
-}
-
-function services(p1: number, p2: number): string {
-  const svc = (name: string, selector: string, targetPort: number): string => `apiVersion: weft.dev/v1alpha1
-kind: Service
-metadata: {name: ${name}, namespace: default}
-spec:
-  selector: ${selector}
-  ports:
-  - {name: http, port: 80, targetPort: ${targetPort}, protocol: http}
-`;
-  return [
-    svc('catalog', '{app: catalog}', 8080),
-    svc('catalog-v1', '{app: catalog, version: v1}', p1),
-    svc('catalog-v2', '{app: catalog, version: v2}', p2),
-    `apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata: {name: catalog-v2-0, namespace: default, labels: {app: catalog, version: v2}}
-spec:
-  address: 127.0.0.1
-  ports: [{port: ${p2}}]
-`,
-  ].join('---\n');
-}
-
-function route(w1: number, w2: number): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: catalog, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: catalog, port: 80}]
-  rules:
-  - backendRefs:
-    - {name: catalog-v1, port: 80, weight: ${w1}}
-    - {name: catalog-v2, port: 80, weight: ${w2}}
-`;
 }
 
 async function weft(r: Replica, args: readonly string[], input?: string): Promise<string> {
