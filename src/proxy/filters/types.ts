@@ -8,8 +8,37 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ProtoJson } from '../config/types.js';
 import type { ResponseFlag } from '../local-reply.js';
 
+/** What the proxy knows about the downstream connection a request arrived on. */
+export interface DownstreamConnection {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** The local (listener) port the connection was accepted on. */
+  readonly localPort: number;
+  /** True when the connection is TLS (terminated by this proxy). */
+  readonly tls: boolean;
+  /** The peer's SPIFFE ID (URI SAN of its verified client certificate), when mTLS; else undefined. */
+  readonly peerPrincipal: string | undefined;
+  /** TLS SNI the peer sent, if any. */
+  readonly serverName: string | undefined;
+}
+
 export interface FilterRequest {
   readonly method: string;
+  /** The request path with its query, as received (`/items?x=1`). */
+  readonly path: string;
+  /** The request's authority (`:authority` or Host), port included when given. */
+  readonly authority: string;
+  readonly connection: DownstreamConnection;
+  /**
+   * Envoy's dynamic metadata, by filter namespace: a filter earlier in the chain
+   * (jwt_authn: the verified payload) leaves data for a later one (rbac: claim
+   * conditions, via metadata matchers).
+   */
+  readonly metadata: Map<string, Record<string, unknown>>;
+  /** Sets (replaces) a header on the upstream request only (e.g. jwt_authn claim_to_headers). */
+  setRequestHeader(name: string, value: string): void;
+  /** Removes a header from the upstream request only (e.g. jwt_authn forward: false). */
+  removeRequestHeader(name: string): void;
   /** node:http's lower-cased header object (`:method` etc. present for HTTP/2). */
   readonly headers: IncomingHttpHeaders;
   /** The route's cluster (undefined for weighted clusters, redirects, direct responses). */

@@ -16,7 +16,9 @@ import { randomUUID } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage, type ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import { constants as h2constants, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { CompiledRoute, CompiledRouteConfig, CompiledVirtualHost, ForwardAction, HashPolicy, HeaderMutation, RedirectAction, WeightedCluster } from '../config/types.js';
+import type { CompiledRoute, CompiledRouteConfig, CompiledVirtualHost, ForwardAction, HashPolicy, HeaderMutation, HeaderToAdd, RedirectAction, WeightedCluster } from '../config/types.js';
+import type { FilterRequest } from '../filters/types.js';
+import { downstreamConnectionOf } from '../tls/downstream-connection.js';
 import type { Snapshot } from '../config/state.js';
 import { isGrpcRequest, sendLocalReply, sendRawLocalReply, type ResponseFlag } from '../local-reply.js';
 import { applyMutations } from '../router/header-mutation.js';
@@ -245,6 +247,29 @@ function upstreamHeaders(req: IncomingMessage, t: Target, a: ForwardAction, rid:
   return applyMutations(headers, mutations);
 }
 
+/** The filters' view of a routed request (filters/types.ts), collecting the upstream header changes they ask for. */
+function filterRequest(req: IncomingMessage, t: Target, cluster: string | undefined, grpc: boolean): FilterRequest & { mutation(): HeaderMutation | undefined } {
+  let add: HeaderToAdd[] | undefined;
+  let remove: string[] | undefined;
+  return {
+    method: req.method ?? 'GET',
+    path: t.query === '' ? t.path : `${t.path}?${t.query}`,
+    authority: t.authority,
+    headers: req.headers,
+    cluster,
+    grpc,
+    connection: downstreamConnectionOf(req.socket),
+    metadata: new Map(),
+    setRequestHeader(name, value) {
+      (add ??= []).push({ name: name.toLowerCase(), value, action: 'OVERWRITE_IF_EXISTS_OR_ADD', keepEmptyValue: true });
+    },
+    removeRequestHeader(name) {
+      (remove ??= []).push(name.toLowerCase());
+    },
+    mutation: () => (add === undefined && remove === undefined ? undefined : { add: add ?? [], remove: remove ?? [] }),
+  };
+}
+
 interface Picked { cluster: ClusterRuntime; host: ClusterHost; wc: WeightedCluster | undefined }
 
 /** Cluster and host for a forward action, or the flag that says why there is none. Counts overflow. */
@@ -327,11 +352,17 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
     }
     // HTTP filters before the router (filters/registry.ts): they may answer (FI, RL) or delay.
     const chain = listener?.hcm?.httpFilters;
+    // Upstream header changes the filters asked for (jwt_authn claim_to_headers), applied after the route's.
+    let filterMutation: HeaderMutation | undefined;
     if (chain === undefined || chain.length === 0) forward(action, r.t);
     else {
-      runFilterChain(chain, route, { method: req.method ?? 'GET', headers: req.headers, cluster: action.cluster, grpc }, (reply) => {
+      const fr = filterRequest(req, r.t, action.cluster, grpc);
+      runFilterChain(chain, route, fr, (reply) => {
         if (finished || res.headersSent) return;
-        if (reply === undefined) return forward(action, r.t);
+        if (reply === undefined) {
+          filterMutation = fr.mutation();
+          return forward(action, r.t);
+        }
         flag = reply.flag;
         status = sendLocalReply(res, reply.flag, { status: reply.status, requestId: rid, grpc, grpcStatus: reply.grpcStatus, headers: reply.headers });
       });
@@ -359,7 +390,7 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
         }
       };
 
-      const headers = upstreamHeaders(req, t, a, rid, levels(rc, vh, route, wc, 'request'));
+      const headers = upstreamHeaders(req, t, a, rid, [...levels(rc, vh, route, wc, 'request'), filterMutation]);
       const path = rewritePath(route, a, t.path);
       const upstreamPath = t.query === '' && !(req.url ?? '').endsWith('?') ? path : `${path}?${t.query}`;
       const bodyless = BODYLESS.has(req.method ?? '') && req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;

@@ -1,4 +1,5 @@
 // The fault filter from its typed config: percentages, header match, per-route override, gRPC aborts.
+import { fixtureRequest } from '../request-fixture.js';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '../../config/proto-values.js';
@@ -6,7 +7,7 @@ import type { FilterRequest } from '../types.js';
 import { compileFault } from './config.js';
 import { createFaultFilter, faultFactory } from './filter.js';
 
-const req = (headers: Record<string, string> = {}, grpc = false): FilterRequest => ({ method: 'GET', headers, cluster: 'c', grpc });
+const req = (headers: Record<string, string> = {}, grpc = false): FilterRequest => fixtureRequest({ headers, grpc });
 const seq = (...xs: number[]) => { let i = 0; return () => xs[i++ % xs.length]!; };
 const T = '@type';
 

@@ -1,10 +1,11 @@
 // The local rate limit filter on a fake clock: token bucket refills, headers, per-route buckets.
+import { fixtureRequest } from '../request-fixture.js';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FilterRequest, LocalReplySpec } from '../types.js';
 import { compileWithBucket, createLocalRateLimitFilter, TokenBucket } from './filter.js';
 
-const req: FilterRequest = { method: 'GET', headers: {}, cluster: 'c', grpc: false };
+const req: FilterRequest = fixtureRequest();
 const on = { default_value: { numerator: 100, denominator: 'HUNDRED' } };
 
 describe('local rate limit', () => {
