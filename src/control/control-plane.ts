@@ -22,6 +22,8 @@ import type { XdsStatusSource } from './http/xds.js';
 import type { AdsServer } from './xds/ads-server.js';
 import type { SuppliedCaFiles } from './ca/root.js';
 import { startXdsServer } from './xds/xds-server.js';
+import { ControlPlaneTls } from './xds/xds-tls.js';
+import { TelemetryHub } from './telemetry/hub.js';
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -36,6 +38,12 @@ export interface ControlPlaneOptions {
   xdsAddr?: string;
   /** Allow a non-loopback `xdsAddr` although xDS is unauthenticated (`--xds-insecure-public`). */
   xdsInsecurePublic?: boolean;
+  /**
+   * The mTLS xDS listener (`--xds-tls-addr`): a certificate of the mesh CA,
+   * client certificates required and checked against the trust bundle.
+   * Omitted: none.
+   */
+  xdsTlsAddr?: string;
   /** Debounce of store changes before xDS translation (default 100 ms). */
   xdsDebounceMs?: number;
   logLevel?: string;
@@ -67,6 +75,8 @@ export interface ControlPlane {
   apiUrl: string;
   /** `host:port` of the xDS listener, with the port actually bound. */
   xdsAddress: string;
+  /** `host:port` of the mTLS xDS listener, when one was asked for. */
+  xdsTlsAddress?: string;
   adminToken: string;
   store: ConfigStore;
   /** With an etcd store: whether this replica runs the singleton duties (src/control/ha/leader.ts). */
@@ -145,16 +155,24 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     };
     // weft_control_leader (metrics.ts reads it from here); only with etcd.
     if (etcdStore) Object.defineProperty(xdsView, 'leader', { enumerable: true, get: () => started.leader });
-    const api = createApiServer({ store, adminToken, xds: xdsView, ca, log: log.child({ component: 'http' }) });
+    // Proxies' summaries and taps: served on the xDS port, read through the HTTP API.
+    const telemetry = new TelemetryHub({ log: log.child({ component: 'telemetry' }) });
+    services.push({ name: 'telemetry', stop: async () => telemetry.close() });
+    const api = createApiServer({ store, adminToken, xds: xdsView, ca, telemetry, log: log.child({ component: 'http' }) });
     const apiAddress = await listen(api, opts.apiAddr);
     api.on('error', (err) => log.error({ err }, 'HTTP API server error'));
     services.push({ name: 'http', stop: () => closeServer(api) });
     const apiUrl = `http://${apiAddress.family === 'IPv6' ? `[${apiAddress.address}]` : apiAddress.address}:${apiAddress.port}`;
 
+    const xdsTls = opts.xdsTlsAddr !== undefined ? await ControlPlaneTls.start(ca, log.child({ component: 'xds' })) : undefined;
+    if (xdsTls) services.push({ name: 'xds-tls', stop: async () => xdsTls.close() });
     const xds = await startXdsServer({
       store,
       addr: xdsAddr,
       sds: ca,
+      ...(xdsTls && opts.xdsTlsAddr !== undefined ? { tls: { addr: opts.xdsTlsAddr, certificates: xdsTls } } : {}),
+      insecurePublic: opts.xdsInsecurePublic ?? false,
+      telemetry,
       log: log.child({ component: 'xds' }),
       ...(opts.xdsDebounceMs !== undefined ? { debounceMs: opts.xdsDebounceMs } : {}),
     });
@@ -171,11 +189,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     services.push({ name: 'root-rotation', stop: async () => rootRotation.close() });
     // --- end of services ---
 
-    log.info({ apiUrl, xdsAddress: xds.address, dataDir }, 'control plane started');
+    log.info({ apiUrl, xdsAddress: xds.address, xdsTlsAddress: xds.tlsAddress, dataDir }, 'control plane started');
     let closing: Promise<void> | undefined;
     return {
       apiUrl,
       xdsAddress: xds.address,
+      ...(xds.tlsAddress !== undefined ? { xdsTlsAddress: xds.tlsAddress } : {}),
       adminToken,
       store,
       ca,
@@ -200,8 +219,8 @@ export function parseHostPort(addr: string): { host: string; port: number } {
 }
 
 /**
- * The xDS listener is plaintext and does not authenticate its peers yet (TLS
- * with the mesh CA comes later). Anyone who can reach it can read every
+ * The plaintext xDS listener does not authenticate its peers (the mTLS one,
+ * `xdsTlsAddr`, does). Anyone who can reach it can read every
  * Service, route and endpoint of the mesh and register workloads that then
  * receive traffic. So it stays on loopback, where only this machine's
  * processes (proxies, proxyless gRPC apps) can reach it, unless the operator
@@ -212,7 +231,7 @@ function checkXdsAddr(addr: string, insecurePublic: boolean): void {
   if (insecurePublic || host === 'localhost' || isLoopback(host)) return;
   throw new WeftError(
     'WEFT_ERR_USAGE',
-    `--xds-addr ${addr} is not a loopback address: the xDS listener is plaintext and unauthenticated for now, so anyone who reaches it can read the mesh's configuration and register workloads; use 127.0.0.1 or [::1], or add --xds-insecure-public on a trusted network`,
+    `--xds-addr ${addr} is not a loopback address: that listener is plaintext and unauthenticated, so anyone who reaches it can read the mesh's configuration and register workloads; use 127.0.0.1 or [::1] (other hosts use the mTLS listener, --xds-tls-addr), or add --xds-insecure-public on a trusted network`,
   );
 }
 

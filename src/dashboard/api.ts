@@ -153,3 +153,76 @@ export function follow(path: string, h: WatchHandlers): () => void {
     wake?.();
   };
 }
+
+/**
+ * Reads one Server-Sent Events stream with fetch (not EventSource: that cannot
+ * send the Authorization header a non-loopback page needs). Calls `onEvent` per
+ * event with its name (`message` when none) and its data; resolves when the
+ * stream ends, rejects on failure or abort.
+ */
+export async function readSse(path: string, signal: AbortSignal, onEvent: (event: string, data: string) => void, onOpen?: () => void): Promise<void> {
+  const t = token();
+  const res = await fetch(path, { headers: { accept: 'text/event-stream', ...(t === null ? {} : { authorization: `Bearer ${t}` }) }, signal });
+  if (!res.ok || res.body === null) throw await failure(res);
+  onOpen?.();
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  let event = '';
+  let data: string[] = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      const line = buf.slice(0, nl).replace(/\r$/, '');
+      buf = buf.slice(nl + 1);
+      if (line === '') {
+        if (data.length > 0) onEvent(event || 'message', data.join('\n'));
+        event = '';
+        data = [];
+      } else if (line.startsWith(':')) {
+        // comment (keep-alive)
+      } else {
+        const colon = line.indexOf(':');
+        const field = colon === -1 ? line : line.slice(0, colon);
+        const val = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'event') event = val;
+        else if (field === 'data') data.push(val);
+      }
+    }
+  }
+}
+
+/**
+ * Follows an SSE stream forever, reconnecting with the watch's backoff (0.5 s
+ * doubling to 15 s, with jitter). Returns a stop function.
+ */
+export function followSse(path: string, onEvent: (event: string, data: string) => void, onState: (state: 'live' | 'retrying', detail?: string) => void): () => void {
+  const abort = new AbortController();
+  let attempt = 0;
+  void (async () => {
+    while (!abort.signal.aborted) {
+      try {
+        await readSse(path, abort.signal, onEvent, () => {
+          attempt = 0;
+          onState('live');
+        });
+      } catch (e) {
+        if (abort.signal.aborted) return;
+        onState('retrying', e instanceof Error ? e.message : String(e));
+      }
+      if (abort.signal.aborted) return;
+      const delay = Math.min(15_000, 500 * 2 ** attempt) * (0.75 + Math.random() * 0.5);
+      attempt = Math.min(attempt + 1, 10);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        abort.signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          resolve();
+        }, { once: true });
+      });
+    }
+  })();
+  return () => abort.abort();
+}

@@ -1,7 +1,14 @@
 // The dashboard page: state from one watch stream (every kind) plus polls of
 // /xds/clients, /healthz, /version and (if served) /stats/services, rendered
 // with plain DOM calls. Text is always set with textContent: no HTML from data.
-import { follow, getJson, getOptionalJson, HttpError, setToken } from './api.js';
+import { follow, followSse, getJson, getOptionalJson, HttpError, setToken } from './api.js';
+import { chart, GOLDEN_CHARTS, keepCharts } from './charts.js';
+import { createServiceGraph, type ServiceGraph } from './graph.js';
+import { createTapView } from './tap.js';
+import {
+  countdown, expiryTone, fmtMs, fmtPercent, fmtRps, parseStats, parseTimeSeries, serviceGraph, successTone,
+  type StatsSnapshot, type TimeSeries,
+} from './telemetry-model.js';
 import {
   age, keyOf, ObjectCache, parseServiceStats, serviceViews, syncState, XDS_TYPES,
   type Obj, type ProxyStatus, type ServiceStats, type ServiceView, type SyncState,
@@ -12,7 +19,13 @@ import { win, type DomNode, type El, type InputEl } from './dom.js';
 const document = win.document;
 const location = win.location;
 
-type View = 'overview' | 'services' | 'proxies' | 'objects';
+type View = 'overview' | 'graph' | 'services' | 'service' | 'proxies' | 'certificates' | 'tap' | 'objects';
+const VIEWS: readonly View[] = ['overview', 'graph', 'services', 'service', 'proxies', 'certificates', 'tap', 'objects'];
+
+/** What /ui/api/certificates answers (src/control/http/dashboard.ts). */
+interface CertView { subject: string; issuer: string; serialNumber: string; notBefore: string; notAfter: string; fingerprintSha256: string; ca: boolean }
+interface PolicyBlock { title: string; lines: { setting: string; value?: unknown; source: string }[] }
+interface Certificates { trustDomain: string; source: string; roots: CertView[]; signer: CertView; workload: { issuedTotal: number; live: number; soonestExpiry?: string } }
 
 const cache = new ObjectCache();
 const state = {
@@ -22,9 +35,20 @@ const state = {
   version: '',
   /** undefined: not asked yet; null: this control plane serves no /stats/services. */
   stats: undefined as ServiceStats[] | null | undefined,
-  live: 'connecting' as string,
+  watchState: 'connecting' as string,
   format: 'yaml' as 'yaml' | 'json',
   selected: undefined as string | undefined,
+  /** Served by this control plane (from /ui/api/capabilities). */
+  telemetry: false,
+  certificatesServed: false,
+  /** The newest /apis/telemetry/v1/stats/stream event. */
+  live: undefined as StatsSnapshot | undefined,
+  liveState: 'off' as 'off' | 'live' | 'retrying',
+  series: new Map<string, TimeSeries>(),
+  certificates: undefined as Certificates | undefined,
+  /** Effective BackendPolicy of the service page's service (/ui/api/policy/NS/NAME). */
+  policy: undefined as { id: string; blocks: PolicyBlock[] } | undefined,
+  certificatesError: undefined as string | undefined,
 };
 
 // ---- DOM helpers ------------------------------------------------------------
@@ -47,6 +71,11 @@ function badge(text: string, tone: 'ok' | 'warn' | 'bad' | 'kind' | '' = ''): El
   return h('span', { class: `badge ${tone}`.trim() }, text);
 }
 
+/** A lock drawn by the style sheet (an emoji needs a font the machine may lack). */
+function lockBadge(): El {
+  return h('span', { class: 'badge ok lock', title: 'mutual TLS (at least 99% of requests)' }, 'mTLS');
+}
+
 function syncBadge(s: SyncState): El {
   return badge(s, s === 'SYNCED' ? 'ok' : s === 'NACKED' ? 'bad' : s === 'STALE' || s === 'NOT SENT' ? 'warn' : '');
 }
@@ -56,7 +85,8 @@ function healthBadge(s: string): El {
 }
 
 function stat(n: number | string, label: string, tone = ''): El {
-  return h('div', { class: `card stat ${tone}`.trim(), 'data-stat': label }, h('div', { class: 'n' }, String(n)), h('div', { class: 'l' }, label));
+  const long = String(n).length > 9 ? ' long' : '';
+  return h('div', { class: `card stat ${tone}`.trim(), 'data-stat': label }, h('div', { class: `n${long}` }, String(n)), h('div', { class: 'l' }, label));
 }
 
 function objectLink(kind: string, namespace: string | undefined, name: string, text?: string): El {
@@ -67,8 +97,19 @@ function objectLink(kind: string, namespace: string | undefined, name: string, t
 // ---- views ------------------------------------------------------------------
 
 function view(): View {
-  const v = location.hash.replace(/^#\/?/, '').split('/')[0];
-  return v === 'services' || v === 'proxies' || v === 'objects' ? v : 'overview';
+  const v = location.hash.replace(/^#\/?/, '').split('/')[0] as View;
+  return VIEWS.includes(v) ? v : 'overview';
+}
+
+/** `#/service/NS/NAME` → `NS/NAME`. */
+function selectedService(): string | undefined {
+  const parts = location.hash.replace(/^#\/?/, '').split('/');
+  return parts.length >= 3 ? `${decodeURIComponent(parts[1]!)}/${decodeURIComponent(parts[2]!)}` : undefined;
+}
+
+function serviceHref(id: string): string {
+  const [ns, name] = id.split('/') as [string, string];
+  return `#/service/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`;
 }
 
 const KIND_ORDER = ['Mesh', 'Service', 'Workload', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'BackendPolicy', 'SecurityPolicy'];
@@ -111,9 +152,10 @@ function fmt(n: number | undefined, unit: string, digits = 1): string {
   return n === undefined ? '—' : `${n.toFixed(digits)}${unit}`;
 }
 
-/** Golden metrics, only from a real /stats/services; never invented. */
+/** Golden metrics, only from a real telemetry API (or /stats/services); never invented. */
 function metricsPanel(service?: ServiceView): El {
   const title = service ? 'Golden metrics' : 'Golden metrics per service';
+  if (state.telemetry) return telemetryTable(title, service ? `${service.namespace}/${service.name}` : undefined);
   if (!state.stats) {
     return h('div', { class: 'panel', 'data-panel': 'metrics' },
       h('h3', {}, title),
@@ -139,11 +181,11 @@ function metricsPanel(service?: ServiceView): El {
   );
 }
 
-function servicePanel(s: ServiceView): El {
+function servicePanel(s: ServiceView, withMetrics = true): El {
   const id = `${s.namespace}/${s.name}`;
   return h('div', { class: 'panel', 'data-service': id },
     h('div', { class: 'panel-head' },
-      h('span', { class: 'name' }, s.name),
+      h('a', { class: 'name', href: serviceHref(id) }, s.name),
       h('span', { class: 'muted' }, s.namespace),
       s.ports.map((p) => h('span', { class: 'chip mono' }, p)),
       s.selector ? h('span', { class: 'muted' }, `selector ${s.selector}`) : null,
@@ -190,7 +232,7 @@ function servicePanel(s: ServiceView): El {
               h('td', {}, objectLink(p.kind, p.namespace, p.name)),
               h('td', { class: 'muted' }, p.via),
             ))),
-        state.stats ? metricsPanel(s) : null,
+        withMetrics && (state.stats || state.telemetry) ? metricsPanel(s) : null,
       ),
     ),
   );
@@ -200,8 +242,8 @@ function services(): El {
   const list = serviceViews(cache, state.proxies);
   return h('section', { id: 'view-services' },
     h('h2', {}, `Services (${list.length})`),
-    state.stats ? null : metricsPanel(),
-    list.length === 0 ? h('div', { class: 'panel empty' }, 'No services yet: weft apply -f examples/') : list.map(servicePanel),
+    state.stats || state.telemetry ? null : metricsPanel(),
+    list.length === 0 ? h('div', { class: 'panel empty' }, 'No services yet: weft apply -f examples/') : list.map((s) => servicePanel(s)),
   );
 }
 
@@ -217,7 +259,9 @@ function proxies(): El {
       h('td', { class: 'mono' }, p.nodeId),
       h('td', {}, p.workload ?? h('span', { class: 'muted' }, '—')),
       h('td', {}, p.namespace),
-      XDS_TYPES.map((t) => h('td', { 'data-type': t, title: `sent ${p.types[t]?.sentVersion ?? '—'}\nacked ${p.types[t]?.ackedVersion ?? '—'}` }, syncBadge(syncState(p.types[t])))),
+      XDS_TYPES.map((t) => h('td', { 'data-type': t, title: `sent ${p.types[t]?.sentVersion ?? '—'}\nacked ${p.types[t]?.ackedVersion ?? '—'}` },
+        syncBadge(syncState(p.types[t])),
+        p.types[t]?.ackedVersion ? h('div', { class: 'ver mono muted' }, p.types[t]!.ackedVersion!.slice(0, 8)) : null)),
       h('td', { class: 'muted' }, age(p.connectedAt, now)),
       h('td', { class: 'muted' }, age(p.lastPushAt, now)),
     ));
@@ -275,7 +319,227 @@ function objects(): El {
   );
 }
 
+// ---- telemetry views ----------------------------------------------------------
+
+function telemetryNote(): El | null {
+  if (!state.telemetry) return h('div', { class: 'metrics-note', 'data-note': 'telemetry' }, 'live traffic not available: this control plane does not serve /apis/telemetry/v1');
+  if (state.live === undefined) return h('div', { class: 'metrics-note' }, state.liveState === 'retrying' ? 'telemetry stream reconnecting…' : 'waiting for the first telemetry snapshot…');
+  return null;
+}
+
+function successCell(rate: number, rps: number): El {
+  const tone = successTone(rate, rps);
+  return h('td', { class: `right tone-${tone}` }, rps > 0 ? fmtPercent(rate) : '—');
+}
+
+/** Per-service golden metrics from the live stats stream; `only` keeps one service. */
+function telemetryTable(title: string, only?: string): El {
+  const note = telemetryNote();
+  const rows = (state.live?.services ?? []).filter((s) => only === undefined || `${s.namespace}/${s.name}` === only);
+  return h('div', { class: 'panel', 'data-panel': 'metrics' },
+    h('h3', {}, `${title}${state.live ? ` (last ${state.live.window})` : ''}`),
+    note ?? (rows.length === 0
+      ? h('div', { class: 'metrics-note' }, 'no traffic recorded')
+      : h('table', {},
+          h('tr', {}, ['service', 'requests/s', 'success', 'p50', 'p95', 'p99', 'proxies'].map((c) => h('th', {}, c))),
+          rows.map((s) => h('tr', { 'data-stats': `${s.namespace}/${s.name}` },
+            h('td', {}, h('a', { href: serviceHref(`${s.namespace}/${s.name}`) }, `${s.namespace}/${s.name}`)),
+            h('td', { class: 'right' }, fmtRps(s.rps)),
+            successCell(s.successRate, s.rps),
+            h('td', { class: 'right' }, fmtMs(s.p50Ms)),
+            h('td', { class: 'right' }, fmtMs(s.p95Ms)),
+            h('td', { class: 'right' }, fmtMs(s.p99Ms)),
+            h('td', { class: 'right' }, String(s.proxies)),
+          )),
+        )),
+  );
+}
+
+let graph: ServiceGraph | undefined;
+let graphBox: El | undefined;
+/**
+ * The graph view's section is kept and only its other parts are rebuilt:
+ * taking the canvas out of the document on each update would leave cytoscape
+ * with a cleared canvas until something else makes it redraw.
+ */
+let graphSection: El | undefined;
+let graphParts: El | undefined;
+
+function graphView(): El {
+  const declared = cache.ofKind('Service').map((o) => ({ name: o.metadata.name, namespace: o.metadata.namespace ?? 'default' }));
+  const g = serviceGraph(declared, state.live);
+  graphBox ??= h('div', { id: 'graph', class: 'graph', role: 'img', 'aria-label': 'service graph: services as nodes, traffic as arrows' });
+  const loaded = (globalThis as { cytoscape?: unknown }).cytoscape !== undefined;
+  const legend = h('div', { class: 'legend muted' },
+    h('span', { class: 'dot tone-ok' }), ' ≥ 99% success ', h('span', { class: 'dot tone-warn' }), ' ≥ 95% ', h('span', { class: 'dot tone-bad' }), ' < 95% ',
+    h('span', { class: 'dot tone-idle' }), ' no traffic · solid line = mTLS, dashed = plain text · click a service to open it');
+  if (graphSection === undefined) {
+    graphParts = h('div');
+    graphSection = h('section', { id: 'view-graph' },
+      h('h2', {}, 'Service graph'),
+      h('div', { class: 'panel graphpanel' }, legend, graphBox, loaded ? null : h('div', { class: 'empty' }, 'graph library not loaded: the tables below hold the same data')),
+      graphParts);
+  }
+  graphParts!.replaceChildren(
+    telemetryNote() ?? '',
+    h('div', { class: 'cols2' },
+      h('div', { class: 'panel' },
+        h('h3', {}, `Services (${g.nodes.length})`),
+        h('table', { id: 'graph-nodes' },
+          h('tr', {}, ['service', 'requests/s', 'success', 'p99'].map((c) => h('th', {}, c))),
+          g.nodes.map((n) => h('tr', { 'data-node-id': n.id, class: n.unknown ? 'unknown' : undefined },
+            h('td', {}, h('span', { class: `dot tone-${n.tone}` }), ' ', h('a', { href: serviceHref(n.id) }, n.id)),
+            h('td', { class: 'right' }, n.rps === undefined ? '—' : fmtRps(n.rps)),
+            successCell(n.successRate ?? 0, n.rps ?? 0),
+            h('td', { class: 'right' }, n.p99Ms === undefined || !n.rps ? '—' : fmtMs(n.p99Ms)),
+          )),
+        ),
+      ),
+      h('div', { class: 'panel' },
+        h('h3', {}, `Traffic (${g.edges.length})`),
+        g.edges.length === 0
+          ? h('div', { class: 'empty' }, 'no traffic between services in this window')
+          : h('table', { id: 'graph-edges' },
+              h('tr', {}, ['from → to', 'requests/s', 'errors', 'p99', 'mTLS'].map((c) => h('th', {}, c))),
+              g.edges.map((e) => h('tr', { 'data-edge': e.id },
+                h('td', {}, h('a', { href: serviceHref(e.source) }, e.source), ' → ', h('a', { href: serviceHref(e.target) }, e.target)),
+                h('td', { class: 'right' }, fmtRps(e.rps)),
+                h('td', { class: `right tone-${e.tone}` }, fmtPercent(e.errorRate)),
+                h('td', { class: 'right' }, fmtMs(e.p99Ms)),
+                h('td', {}, e.mtls ? lockBadge() : badge('plain', 'warn')),
+              )),
+            ),
+      ),
+    ),
+  );
+  return graphSection;
+}
+
+function servicePage(): El {
+  const id = selectedService();
+  const s = serviceViews(cache, state.proxies).find((v) => `${v.namespace}/${v.name}` === id);
+  if (id === undefined || s === undefined) {
+    return h('section', { id: 'view-service' }, h('h2', {}, id ?? 'Service'), h('div', { class: 'panel empty' }, `${id ?? 'this service'} does not exist (deleted?)`), h('a', { href: '#/services' }, 'all services'));
+  }
+  const live = state.live?.services.find((x) => `${x.namespace}/${x.name}` === id);
+  const series = state.series.get(id);
+  keepCharts(new Set([id]));
+  const inbound = (state.live?.edges ?? []).filter((e) => `${e.destination.namespace}/${e.destination.name}` === id && e.rps > 0);
+  const outbound = (state.live?.edges ?? []).filter((e) => `${e.source.namespace}/${e.source.name}` === id && e.rps > 0);
+  const peer = (list: typeof inbound, side: 'source' | 'destination'): El => list.length === 0
+    ? h('div', { class: 'empty' }, 'none in this window')
+    : h('table', {}, list.map((e) => h('tr', {},
+        h('td', {}, h('a', { href: serviceHref(`${e[side].namespace}/${e[side].name}`) }, `${e[side].namespace}/${e[side].name}`)),
+        h('td', { class: 'right' }, fmtRps(e.rps)),
+        h('td', { class: 'right' }, `${fmtPercent(e.errorRate)} err`),
+        h('td', {}, e.mtls ? lockBadge() : badge('plain', 'warn')))));
+  return h('section', { id: 'view-service', 'data-service-page': id },
+    h('div', { class: 'crumbs' }, h('a', { href: '#/services' }, 'Services'), ' / ', id),
+    state.telemetry
+      ? h('div', { class: 'panel', 'data-panel': 'charts' },
+          h('h3', {}, `Golden metrics, last 5 minutes${live ? ` · now ${fmtRps(live.rps)}, ${fmtPercent(live.successRate)} success, p99 ${fmtMs(live.p99Ms)}` : ''}`),
+          h('div', { class: 'charts' }, GOLDEN_CHARTS.map((c) => chart(id, c, series))),
+          live && live.routes.length > 0
+            ? [h('h3', {}, 'Per route'), h('table', { id: 'route-stats' },
+                h('tr', {}, ['route', 'requests/s', 'success', 'p50', 'p95', 'p99'].map((c) => h('th', {}, c))),
+                live.routes.map((r) => h('tr', { 'data-route-stats': r.name },
+                  h('td', { class: 'mono' }, r.name || '(default)'),
+                  h('td', { class: 'right' }, fmtRps(r.rps)),
+                  successCell(r.successRate, r.rps),
+                  h('td', { class: 'right' }, fmtMs(r.p50Ms)),
+                  h('td', { class: 'right' }, fmtMs(r.p95Ms)),
+                  h('td', { class: 'right' }, fmtMs(r.p99Ms)),
+                )))]
+            : null,
+        )
+      : h('div', { class: 'panel' }, telemetryNote()),
+    servicePanel(s, false),
+    effectivePolicyPanel(id),
+    h('div', { class: 'cols2' },
+      h('div', { class: 'panel' }, h('h3', {}, `Called by (${inbound.length})`), peer(inbound, 'source')),
+      h('div', { class: 'panel' }, h('h3', {}, `Calls (${outbound.length})`), peer(outbound, 'destination')),
+    ),
+  );
+}
+
+/** Compact JSON of a setting's value (`{"attempts":3,…}`), shortened for a table cell. */
+function settingText(v: unknown): string {
+  const t = JSON.stringify(v);
+  return t.length > 140 ? `${t.slice(0, 139)}…` : t;
+}
+
+function effectivePolicyPanel(id: string): El {
+  const p = state.policy?.id === id ? state.policy : undefined;
+  return h('div', { class: 'panel', 'data-panel': 'effective-policy' },
+    h('h3', {}, 'Effective policy'),
+    p === undefined
+      ? h('div', { class: 'empty' }, 'loading…')
+      : p.blocks.map((b) => h('div', { class: 'effective', 'data-effective': b.title },
+          h('div', { class: 'muted' }, b.title),
+          h('table', {}, b.lines.map((l) => h('tr', { 'data-setting': l.setting, class: l.value === undefined ? 'unset' : undefined },
+            h('td', { class: 'mono' }, l.setting),
+            h('td', { class: 'mono' }, l.value === undefined ? 'unset (proxy default)' : settingText(l.value)),
+            h('td', { class: 'muted' }, l.source),
+          ))),
+        )),
+  );
+}
+
+// ---- certificates ---------------------------------------------------------------
+
+function certRow(role: string, c: CertView, now: number): El {
+  const tone = expiryTone(c.notBefore, c.notAfter, now);
+  return h('tr', { 'data-cert': c.serialNumber, class: tone === 'ok' ? undefined : `expiry-${tone}` },
+    h('td', {}, badge(role, 'kind')),
+    h('td', {}, c.subject, h('div', { class: 'muted mono small' }, `serial ${c.serialNumber.slice(0, 16)}${c.serialNumber.length > 16 ? '…' : ''} · sha256 ${c.fingerprintSha256.slice(0, 23)}…`)),
+    h('td', { class: 'muted' }, c.notBefore.slice(0, 10)),
+    h('td', { class: 'muted' }, c.notAfter.replace('T', ' ').slice(0, 16)),
+    h('td', { class: 'countdown' }, badge(countdown(c.notAfter, now), tone === 'ok' ? 'ok' : tone === 'soon' ? 'warn' : 'bad')),
+  );
+}
+
+function certificatesView(): El {
+  const c = state.certificates;
+  const now = Date.now();
+  if (!state.certificatesServed || c === undefined) {
+    return h('section', { id: 'view-certificates' }, h('h2', {}, 'Certificates'),
+      h('div', { class: 'panel empty' }, state.certificatesError ?? (state.certificatesServed ? 'loading…' : 'this control plane runs no certificate authority')));
+  }
+  const soonest = c.workload.soonestExpiry;
+  return h('section', { id: 'view-certificates' },
+    h('h2', {}, 'Certificates'),
+    h('div', { class: 'grid' },
+      stat(c.trustDomain, 'trust domain'),
+      stat(c.roots.length, 'trusted roots'),
+      stat(c.workload.live, 'live workload certificates'),
+      stat(c.workload.issuedTotal, 'issued since start'),
+      stat(soonest === undefined ? '—' : countdown(soonest, now), 'soonest workload expiry', soonest !== undefined && Date.parse(soonest) - now < 3_600_000 ? 'bad' : ''),
+    ),
+    h('div', { class: 'panel' },
+      h('h3', {}, `Certificate authority (${c.source})`),
+      h('table', { id: 'certs' },
+        h('tr', {}, ['role', 'subject', 'valid from', 'expires', 'expires in'].map((x) => h('th', {}, x))),
+        c.roots.map((r) => certRow(r.serialNumber === c.signer.serialNumber ? 'root · signer' : 'root', r, now)),
+        c.roots.some((r) => r.serialNumber === c.signer.serialNumber) ? null : certRow('intermediate · signer', c.signer, now),
+      ),
+      h('p', { class: 'muted small' }, 'Workload certificates are short-lived and renewed by each proxy; the CA counts them (serial and expiry) rather than keeping them. Highlighted: less than a fifth of the lifetime or an hour left.'),
+    ),
+  );
+}
+
+let tap: ReturnType<typeof createTapView> | undefined;
+
+function tapView(): El {
+  if (!state.telemetry) return h('section', { id: 'view-tap' }, h('h2', {}, 'Tap'), h('div', { class: 'panel' }, telemetryNote()));
+  tap ??= createTapView();
+  tap.setServices(cache.ofKind('Service').map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`));
+  return tap.element;
+}
+
 let scheduled = false;
+let lastView: View | undefined;
+let shown: El | undefined;
+let lastService: string | undefined;
 function render(): void {
   if (scheduled) return;
   scheduled = true;
@@ -287,11 +551,31 @@ function render(): void {
       state.selected = key === '' ? undefined : decodeURIComponent(key);
     }
     for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.view === v);
-    const content = v === 'services' ? services() : v === 'proxies' ? proxies() : v === 'objects' ? objects() : overview();
+    const content = v === 'services' ? services() : v === 'proxies' ? proxies() : v === 'objects' ? objects() : v === 'graph' ? graphView()
+      : v === 'service' ? servicePage() : v === 'certificates' ? certificatesView() : v === 'tap' ? tapView() : overview();
     const main = $('main');
     const y = win.scrollY;
-    main.replaceChildren(content);
+    const attached = shown !== content;
+    if (attached) main.replaceChildren(content);
+    shown = content;
     win.scrollTo(0, y);
+    if (v === 'graph' && graphBox !== undefined && graphBox.isConnected) {
+      // Made and resized once the container is in the document: cytoscape measures it.
+      graph ??= createServiceGraph(graphBox, (id) => {
+        location.hash = serviceHref(id);
+      });
+      if (attached) graph?.resize();
+      const declared = cache.ofKind('Service').map((o) => ({ name: o.metadata.name, namespace: o.metadata.namespace ?? 'default' }));
+      const g = serviceGraph(declared, state.live);
+      graph?.update(g.nodes, g.edges);
+    }
+    const sel = v === 'service' ? selectedService() : undefined;
+    if (sel !== undefined && (v !== lastView || sel !== lastService)) {
+      void pollSeries();
+      void pollPolicy();
+    }
+    lastView = v;
+    lastService = sel;
     main.dataset.rendered = String(Date.now());
   });
 }
@@ -330,10 +614,13 @@ function restartWatch(): void {
       if (resume === undefined) cache.beginResync();
     },
     onLine: (line) => {
-      if (cache.apply(line)) render();
+      if (cache.apply(line)) {
+        render();
+        policyChanged();
+      }
     },
     onState: (s, detail) => {
-      state.live = s;
+      state.watchState = s;
       if (s === 'live') setLive('● live', 'ok');
       else if (s === 'connecting') setLive('connecting…', '');
       else if (s === 'unauthorized') {
@@ -381,7 +668,10 @@ async function pollStats(): Promise<void> {
   try {
     if (Date.now() - statsCheckedAt >= 30_000) {
       statsCheckedAt = Date.now();
-      statsServed = (await getJson<{ stats?: boolean }>('/ui/api/capabilities')).stats === true;
+      const caps = await getJson<{ stats?: boolean; telemetry?: boolean; certificates?: boolean }>('/ui/api/capabilities');
+      statsServed = caps.stats === true;
+      state.certificatesServed = caps.certificates === true;
+      setTelemetry(caps.telemetry === true);
     }
     if (!statsServed) state.stats = null;
     else {
@@ -394,8 +684,77 @@ async function pollStats(): Promise<void> {
   render();
 }
 
+let stopStats: (() => void) | undefined;
+/** Follows /apis/telemetry/v1/stats/stream while the control plane serves it. */
+function setTelemetry(on: boolean): void {
+  if (on === state.telemetry && (on ? stopStats !== undefined : true)) return;
+  state.telemetry = on;
+  stopStats?.();
+  stopStats = undefined;
+  if (!on) return;
+  stopStats = followSse('/apis/telemetry/v1/stats/stream', (event, data) => {
+    if (event !== 'stats' && event !== 'message') return;
+    try {
+      state.live = parseStats(JSON.parse(data));
+    } catch {
+      return;
+    }
+    render();
+  }, (s) => {
+    state.liveState = s;
+    render();
+  });
+}
+
+async function pollPolicy(): Promise<void> {
+  const id = view() === 'service' ? selectedService() : undefined;
+  if (id === undefined || !cache.objects.has(`Service/${id}`)) return;
+  const [ns, name] = id.split('/') as [string, string];
+  try {
+    const r = await getJson<{ blocks: PolicyBlock[] }>(`/ui/api/policy/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`);
+    state.policy = { id, blocks: r.blocks };
+  } catch {
+    // keep what was shown; the object cache says whether the service still exists
+  }
+  render();
+}
+
+let policyTimer: ReturnType<typeof setTimeout> | undefined;
+/** After a change in the store: the effective policy is read again (once per burst of changes). */
+function policyChanged(): void {
+  if (view() !== 'service') return;
+  clearTimeout(policyTimer);
+  policyTimer = setTimeout(() => void pollPolicy(), 200);
+}
+
+async function pollSeries(): Promise<void> {
+  const id = view() === 'service' ? selectedService() : undefined;
+  if (!state.telemetry || id === undefined) return;
+  const [ns, name] = id.split('/') as [string, string];
+  try {
+    const body = await getJson<unknown>(`/apis/telemetry/v1/timeseries?${new URLSearchParams({ service: name, namespace: ns, minutes: '5' }).toString()}`);
+    state.series.set(id, parseTimeSeries(body));
+    for (const k of state.series.keys()) if (k !== id) state.series.delete(k);
+  } catch {
+    // keep the last series; the stats stream's badge says whether telemetry is reachable
+  }
+  render();
+}
+
+async function pollCertificates(): Promise<void> {
+  if (!state.certificatesServed) return;
+  try {
+    state.certificates = await getJson<Certificates>('/ui/api/certificates');
+    state.certificatesError = undefined;
+  } catch (e) {
+    state.certificatesError = e instanceof Error ? e.message : String(e);
+  }
+  if (view() === 'certificates') render();
+}
+
 async function pollAll(): Promise<void> {
   await Promise.all([pollProxies(), pollHealth(), pollStats()]);
+  await pollCertificates();
 }
 
 function every(ms: number, fn: () => Promise<void>): void {
@@ -412,6 +771,13 @@ function start(): void {
   every(2_000, pollProxies);
   every(5_000, pollHealth);
   every(5_000, pollStats);
+  every(5_000, pollSeries);
+  every(10_000, pollCertificates);
+  // The countdowns tick even when nothing else changes.
+  every(1_000, async () => {
+    if (view() === 'certificates') render();
+    return Promise.resolve();
+  });
   render();
 }
 

@@ -25,10 +25,19 @@ export interface El extends DomNode {
   hidden: boolean;
   className: string;
   title: string;
+  readonly isConnected: boolean;
 }
 
 export interface InputEl extends El {
   value: string;
+  disabled: boolean;
+}
+
+export interface TableSectionEl extends El {
+  readonly rows: { readonly length: number };
+  readonly lastElementChild: El | null;
+  prepend(...nodes: (DomNode | string)[]): void;
+  removeChild(node: DomNode): void;
 }
 
 interface Doc {
@@ -53,6 +62,12 @@ interface Win {
   scrollTo(x: number, y: number): void;
   addEventListener(type: string, listener: () => void): void;
   requestAnimationFrame(cb: () => void): number;
+  matchMedia(query: string): MediaQuery;
+}
+
+interface MediaQuery {
+  readonly matches: boolean;
+  addEventListener(type: 'change', listener: () => void): void;
 }
 
 /** The page's window; only touch it from code that runs in a browser. */

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { parse } from 'yaml';
 import { ObjectCache, parseServiceStats, serviceOfNode, serviceViews, syncState, type Obj } from './model.js';
 import { toYaml } from './yaml.js';
+import { countdown, expiryTone, fmtMs, fmtPercent, fmtRps, parseStats, parseTapEvent, parseTimeSeries, serviceGraph, successTone } from './telemetry-model.js';
 
 const svc = (name: string, selector: Record<string, string>): Obj => ({ apiVersion: 'weft.dev/v1alpha1', kind: 'Service', metadata: { name, namespace: 'default', resourceVersion: '1' }, spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'http' }] } });
 
@@ -75,4 +76,59 @@ test('the YAML view reads back as the same object', () => {
     spec: { s: ['yes', '1.5', '', 'a: b', '#c', '-x', 'x #y', ' lead', 'multi\nline', '*', '@a'], n: 1, b: false, z: null, e: [], eo: {}, nested: [[1, 2], { a: [{ b: 1 }] }], path: '/api/*' },
   };
   assert.deepEqual(parse(toYaml(o)), o);
+});
+
+test('telemetry: stats parse defensively; the graph has declared and observed services, edges with traffic only', () => {
+  const stats = parseStats({
+    window: '60s', generatedAt: '2026-01-01T00:00:00Z',
+    services: [
+      { name: 'catalog', namespace: 'default', rps: 10, successRate: 0.8, p50Ms: 2, p95Ms: 5, p99Ms: 9, proxies: 2, routes: [{ name: 'catalog', rps: 10, successRate: 0.8, p50Ms: 2, p95Ms: 5, p99Ms: 9 }] },
+      { name: 'web', rps: 0 },
+      { namespace: 'x' },
+    ],
+    edges: [
+      { source: { name: 'web', namespace: 'default' }, destination: { name: 'catalog', namespace: 'default' }, rps: 10, errorRate: 0.2, p99Ms: 9, mtls: true },
+      { source: { name: 'outside', namespace: 'other' }, destination: { name: 'web', namespace: 'default' }, rps: 1.5, errorRate: 0, p99Ms: 1, mtls: false },
+      { source: { name: 'web', namespace: 'default' }, destination: { name: 'ledger', namespace: 'default' }, rps: 0, errorRate: 0, p99Ms: 0, mtls: true },
+    ],
+  });
+  assert.equal(stats.services.length, 2);
+  assert.equal(stats.services[1]!.namespace, 'default');
+  assert.equal(stats.services[1]!.p99Ms, 0);
+  const g = serviceGraph([{ name: 'catalog', namespace: 'default' }, { name: 'web', namespace: 'default' }, { name: 'ledger', namespace: 'default' }], stats);
+  assert.deepEqual(g.nodes.map((n) => `${n.id}:${n.tone}${n.unknown ? ':unknown' : ''}`), ['default/catalog:bad', 'default/ledger:idle', 'default/web:idle', 'other/outside:idle:unknown']);
+  assert.deepEqual(g.edges.map((e) => e.id), ['default/web->default/catalog', 'other/outside->default/web']);
+  assert.equal(g.edges[0]!.label, 'mTLS · 10.0 rps · 20.0% err · p99 9.0 ms');
+  assert.equal(g.edges[0]!.tone, 'bad');
+  assert.equal(g.edges[1]!.mtls, false);
+  assert.deepEqual(serviceGraph([], undefined), { nodes: [], edges: [] });
+});
+
+test('telemetry: success tones, number formats, time series order, tap events', () => {
+  assert.equal(successTone(0.999, 1), 'ok');
+  assert.equal(successTone(0.97, 1), 'warn');
+  assert.equal(successTone(0.5, 1), 'bad');
+  assert.equal(successTone(0.5, 0), 'idle');
+  assert.equal(fmtPercent(1), '100%');
+  assert.equal(fmtPercent(0.9995), '99.95%');
+  assert.equal(fmtMs(1234), '1.23 s');
+  assert.equal(fmtRps(0.5), '0.50 rps');
+  assert.deepEqual(parseTimeSeries({ step: 5, points: [{ t: 2000, rps: 1 }, { t: 1000, rps: 2 }, { rps: 3 }] }).points.map((p) => p.t), [1000, 2000]);
+  const e = parseTapEvent({ time: 't', proxy: 'p', direction: 'inbound', method: 'GET', authority: 'a', path: '/x', status: 200, flags: '-', durationMs: 1, source: { name: 'web', namespace: 'default' }, destination: 'default/catalog', requestId: 'r', traceId: 'abc' });
+  assert.equal(e?.source, 'default/web');
+  assert.equal(e?.destination, 'default/catalog');
+  assert.equal(e?.traceId, 'abc');
+  assert.equal(parseTapEvent({}), undefined);
+});
+
+test('certificates: expiring soon is a fifth of the lifetime or an hour; countdowns', () => {
+  const now = Date.parse('2026-01-10T00:00:00Z');
+  assert.equal(expiryTone('2026-01-01T00:00:00Z', '2026-02-01T00:00:00Z', now), 'ok');
+  assert.equal(expiryTone('2025-01-01T00:00:00Z', '2026-02-01T00:00:00Z', now), 'soon');
+  assert.equal(expiryTone('2026-01-09T00:00:00Z', '2026-01-10T00:30:00Z', now), 'soon');
+  assert.equal(expiryTone('2026-01-01T00:00:00Z', '2026-01-09T00:00:00Z', now), 'expired');
+  assert.equal(countdown('2026-01-13T05:00:00Z', now), '3d 5h');
+  assert.equal(countdown('2026-01-10T02:30:00Z', now), '2h 30m');
+  assert.equal(countdown('2026-01-10T00:01:05Z', now), '1m 5s');
+  assert.equal(countdown('2026-01-09T22:00:00Z', now), 'expired 2h 0m ago');
 });

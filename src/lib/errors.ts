@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'WEFT_ERR_STORE'            // the backend failed (I/O, etcd unavailable)
   | 'WEFT_ERR_UNAVAILABLE'      // a peer (control plane, upstream) cannot be reached
   | 'WEFT_ERR_USAGE'            // CLI misuse
+  | 'WEFT_ERR_CAPTURE'          // transparent capture: iptables or the original destination failed
   | 'WEFT_ERR_INTERNAL';
 
 /** One problem in one place of an input: `routes.yaml#2 spec.rules[0].backendRefs[1].weight: must be ≥ 0`. */

@@ -24,7 +24,9 @@ export type ResponseFlag =
   | 'DC' // downstream closed before the response was complete
   | 'DPE' // downstream protocol error
   | 'UPG' // upgrade refused: type not in upgrade_configs, or the route does not forward (Weft's name)
-  | 'RQH'; // request headers too large / too many (Weft's name; Envoy counts these as DPE)
+  | 'RQH' // request headers too large / too many (Weft's name; Envoy counts these as DPE)
+  | 'RBAC' // denied by an RBAC filter (Envoy's RBAC_ACCESS_DENIED)
+  | 'JWT'; // refused by jwt_authn: token missing or invalid (Weft's name; Envoy sets no flag, only details jwt_authn_access_denied)
 
 interface Reply { status: number; body: string }
 
@@ -45,6 +47,8 @@ const REPLIES: Record<ResponseFlag, Reply> = {
   DPE: { status: 400, body: 'bad request' },
   RQH: { status: 431, body: 'request header fields too large' },
   UPG: { status: 403, body: 'upgrade failed' },
+  RBAC: { status: 403, body: 'RBAC: access denied' },
+  JWT: { status: 401, body: 'Jwt verification fails' },
 };
 
 /**

@@ -13,13 +13,20 @@ import type { ProtoJson } from './config/types.js';
 import type { AccessLogEntry } from './http/forward.js';
 import { ListenerManager } from './listeners/listener-manager.js';
 import { ProxyStats } from './stats.js';
+import { flushObservability } from './observability/flush.js';
+import { selfIdentityOf } from './observability/labels.js';
 import { ClusterManager } from './upstream/cluster/cluster-manager.js';
+import { createProbe } from './upstream/health/probes.js';
+import { clusterTlsContext, type UpstreamTlsContext } from './tls/upstream-tls.js';
 // Type-only: the ADS client (grpc-js + the xDS protos, ~20 MB of heap) is imported
 // lazily, only when a control plane is configured; a static bootstrap never loads it.
 import type { AdsClient, XdsNode } from './xds-client/ads-client.js';
 import type { Backoff } from './xds-client/backoff.js';
 import { NODE_METADATA } from './xds-client/node-metadata.js';
-import type { IdentityManager } from './identity/identity-manager.js';
+import type { IdentityManager, WorkloadSvid } from './identity/identity-manager.js';
+import { SDS_DEFAULT_CERT, SDS_ROOT_CA, TlsMaterial } from './tls/tls-material.js';
+import { applySecrets, parseSecrets } from './tls/secrets.js';
+import { accessLogHook, recorderFor, startTelemetry, type TelemetryOptions } from './telemetry/setup.js';
 
 export type { AccessLogEntry } from './http/forward.js';
 export type { Snapshot, ResourceKind } from './config/state.js';
@@ -39,7 +46,7 @@ export interface ProxyOptions {
    * control plane can register it. Also names the node (`sidecar~ADDRESS~SERVICE.NAMESPACE`)
    * unless `node.id` is given.
    */
-  readonly workload?: { service: string; namespace?: string; address?: string; ports?: readonly number[] };
+  readonly workload?: { service: string; namespace?: string; address?: string; ports?: readonly number[]; serviceAccount?: string | undefined };
   /**
    * Listener name → `host:port` to bind instead of the address its config gives (port 0
    * picks one). `weft proxy` binds the xDS `outbound` listener (0.0.0.0:15001) on loopback.
@@ -56,8 +63,12 @@ export interface ProxyOptions {
   readonly xdsBackoff?: Backoff;
   /** Notified after each xDS response (accepted or NACKed). */
   readonly onXdsResponse?: (e: { typeUrl: string; version: string; accepted: boolean; error?: string }) => void;
-  /** The workload identity (src/proxy/identity/), shown at admin `/certs`; the caller owns and closes it. */
-  readonly identity?: Pick<IdentityManager, 'certs'>;
+  /**
+   * The workload identity (src/proxy/identity/), shown at admin `/certs`; the caller owns
+   * and closes it. Its SVID is the SDS secret `default` and its bundle `ROOTCA` of TLS
+   * listeners and clusters (tls/tls-material.ts), followed through `rotated` / `bundle`.
+   */
+  readonly identity?: Pick<IdentityManager, 'certs'> & Partial<Pick<IdentityManager, 'current' | 'on' | 'off' | 'setTrustBundle'>>;
   /**
    * Worker processes (node:cluster) sharing the listener ports; default 1 (this process
    * serves). With N > 1 this process becomes the primary: it holds the one ADS stream,
@@ -68,6 +79,11 @@ export interface ProxyOptions {
   readonly concurrency?: number;
   /** false: no admin server (node:cluster workers, whose primary serves admin). Default true. */
   readonly admin?: boolean;
+  /**
+   * Summaries and taps for the control plane (src/proxy/telemetry/): on by default when
+   * the node metadata names a Service and a control plane is configured; false turns it off.
+   */
+  readonly telemetry?: TelemetryOptions | false;
 }
 
 export interface Proxy {
@@ -85,6 +101,8 @@ export interface Proxy {
    */
   applyResources(kind: ResourceKind, resources: readonly unknown[], version: string, opts?: { full?: boolean }): Promise<void>;
   readonly stats: ProxyStats;
+  /** TLS secrets by SDS name (`default` = the SVID, `ROOTCA` = the bundle); tests and workers set them. */
+  readonly tlsMaterial: TlsMaterial;
   /** Stops accepting downstream connections and lets busy ones finish (drainMs). */
   drain(): Promise<void>;
   close(): Promise<void>;
@@ -105,6 +123,7 @@ export function xdsNode(opts: ProxyOptions, bootstrap: Bootstrap): XdsNode {
     workloadMeta[NODE_METADATA.namespace] = w.namespace ?? 'default';
     if (w.address !== undefined) workloadMeta[NODE_METADATA.workloadAddress] = w.address;
     if (w.ports !== undefined) workloadMeta[NODE_METADATA.workloadPorts] = w.ports.join(',');
+    if (w.serviceAccount !== undefined) workloadMeta[NODE_METADATA.serviceAccount] = w.serviceAccount;
   }
   const defaultId = w === undefined ? `weft-proxy~${hostname()}~${process.pid}` : `sidecar~${w.address ?? hostname()}~${w.service}.${w.namespace ?? 'default'}`;
   return {
@@ -115,6 +134,21 @@ export function xdsNode(opts: ProxyOptions, bootstrap: Bootstrap): XdsNode {
   };
 }
 
+/** Mirrors the identity's SVID and bundle into the TLS material; returns the unsubscribe. */
+export function followIdentity(m: TlsMaterial, identity: ProxyOptions['identity']): () => void {
+  if (identity?.current === undefined || identity.on === undefined) return () => {};
+  const onSvid = (svid: WorkloadSvid): void => {
+    m.setCertificate(SDS_DEFAULT_CERT, { certPem: svid.chainPem, keyPem: svid.keyPem });
+    m.setValidation(SDS_ROOT_CA, svid.bundlePem);
+  };
+  const onBundle = (pem: string): void => m.setValidation(SDS_ROOT_CA, pem);
+  const cur = identity.current();
+  if (cur !== undefined) onSvid(cur);
+  identity.on('rotated', onSvid);
+  identity.on('bundle', onBundle);
+  return () => { identity.off?.('rotated', onSvid); identity.off?.('bundle', onBundle); };
+}
+
 export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
   if ((opts.concurrency ?? 1) > 1) {
     const { startPrimary } = await import('./workers/primary.js');
@@ -123,7 +157,11 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
   const log = opts.logger ?? createLogger('weft-proxy', opts.logLevel);
   const bootstrap = await loadBootstrap(opts.bootstrap);
   const stats = new ProxyStats();
-  const clusters = new ClusterManager(stats);
+  // Active health checks use the cluster's TLS (SVID, SPIFFE ID check) like requests do; state, tlsMaterial and log exist by the first probe.
+  const clusters: ClusterManager = new ClusterManager(stats, { probe: createProbe((name): UpstreamTlsContext | undefined => {
+    const c = state.snapshot.clusters.get(name);
+    return c === undefined ? undefined : clusterTlsContext(c, tlsMaterial, (scope) => stats.sslScope(scope), log);
+  }) });
   let listeners: ListenerManager | undefined = undefined;
   let listenersSettled: Promise<void> = Promise.resolve();
   const rebind = new Map(Object.entries(opts.listenerAddresses ?? {}).map(([n, a]) => [n, splitHostPort(a, `listenerAddresses.${n}`)]));
@@ -140,7 +178,14 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
   const state = new ConfigState(clusters, (snap) => {
     if (listeners !== undefined) listenersSettled = listeners.reconcile(bindView(snap));
   });
-  const ctx = { snapshot: () => state.snapshot, stats, onAccessLog: opts.onAccessLog };
+  const telemetryNode = xdsNode(opts, bootstrap);
+  // Istio-style metric labels (observability/labels.ts): who this proxy is.
+  stats.labels.setSelf(selfIdentityOf(telemetryNode));
+  stats.labels.setSelfPrincipal(opts.identity?.certs().spiffeId);
+  const recorder = recorderFor(opts.telemetry, telemetryNode.metadata);
+  const tlsMaterial = new TlsMaterial();
+  const unfollow = followIdentity(tlsMaterial, opts.identity);
+  const ctx = { snapshot: () => state.snapshot, stats, onAccessLog: accessLogHook(recorder, opts.onAccessLog), tls: { material: tlsMaterial, log } };
   listeners = new ListenerManager(ctx, log, opts.drainMs ?? 5000);
 
   // Static resources: clusters before listeners, as Envoy initialises them.
@@ -164,9 +209,12 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
       initialFetchTimeoutMs: opts.initialFetchTimeoutMs,
       onResponse: opts.onXdsResponse,
       onInitialized: () => { staticReady = false; void listenersSettled.then(() => { staticReady = true; }); },
+      // SDS over ADS: ROOTCA after a root rotation also reaches the identity (and its xDS mTLS).
+      onSecrets: (res) => applySecrets(tlsMaterial, parseSecrets(res), (name, pem) => { if (name === SDS_ROOT_CA) opts.identity?.setTrustBundle?.(pem); }),
     });
     ads.start();
   }
+  const telemetry = await startTelemetry({ opts: opts.telemetry, recorder, addresses: xdsAddresses, nodeId: telemetryNode.id, metadata: telemetryNode.metadata, log });
 
   let admin: AdminServer | undefined;
   const adminAddr = splitHostPort(opts.adminAddr ?? bootstrap.adminAddr ?? '127.0.0.1:15000', 'adminAddr');
@@ -186,6 +234,7 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
     });
   } catch (e) {
     ads?.close();
+    telemetry?.close();
     await listeners.close();
     clusters.close();
     throw e;
@@ -202,10 +251,14 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
       await listenersSettled;
     },
     stats,
+    tlsMaterial,
     drain,
     close: async () => {
+      unfollow();
       ads?.close();
       await listeners?.close();
+      telemetry?.close();
+      await flushObservability();
       await admin?.close();
       clusters.close();
     },

@@ -7,6 +7,8 @@
  * rare. Labels follow Istio's where they exist, prefixed `weft_`.
  */
 import type { ResponseFlag } from './local-reply.js';
+import { newHttpSeries, observeHttp, renderIstioMetrics, tcpSeries, type HttpSeries, type TcpSeries } from './observability/metrics.js';
+import { LabelCache, requestKey, type TrafficPeer } from './observability/labels.js';
 
 export interface ClusterStats {
   upstreamCxTotal: number;
@@ -38,7 +40,34 @@ export interface ListenerStats {
   cxIdleTimeout: number;
 }
 
+/** TLS counters of one listener or cluster (Envoy's `<scope>.ssl.*`). */
+export interface SslStats {
+  handshake: number;
+  connectionError: number;
+  noCertificate: number;
+  failVerifyError: number;
+  failVerifySan: number;
+  /** Listener: connections no filter chain matched (STRICT refusing plaintext lands here). */
+  noFilterChainMatch: number;
+}
+
+export function newSslStats(): SslStats {
+  return { handshake: 0, connectionError: 0, noCertificate: 0, failVerifyError: 0, failVerifySan: 0, noFilterChainMatch: 0 };
+}
+
 export class ProxyStats {
+  /** TLS counters by scope: `listener.<name>` or `cluster.<name>` (src/proxy/tls/). */
+  readonly ssl = new Map<string, SslStats>();
+
+  sslScope(scope: string): SslStats {
+    let s = this.ssl.get(scope);
+    if (s === undefined) {
+      s = newSslStats();
+      this.ssl.set(scope, s);
+    }
+    return s;
+  }
+
   /** Listener stats by listener name. */
   readonly listeners = new Map<string, ListenerStats>();
 
@@ -73,13 +102,44 @@ export class ProxyStats {
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
   }
 
+  /** Istio-style series (observability/metrics.ts), by pre-joined label string. */
+  readonly istioHttp = new Map<string, HttpSeries>();
+  readonly istioTcp = new Map<string, TcpSeries>();
+  /** Access log lines dropped (sink too far behind, or its file could not be written). */
+  accessLogDropped = 0;
+  /** Who this proxy is, for those labels (set by startProxy from the xDS node). Not summed across workers. */
+  readonly labels = new LabelCache();
+
+  /** One finished HTTP request, for the Istio-style metrics. */
+  recordHttp(peer: TrafficPeer, status: number, flag: ResponseFlag | undefined, grpcStatus: string | undefined, durationMs: number, requestBytes: number, responseBytes: number): void {
+    // Two short lookups (peer entry, then `code|flags|grpc`) instead of hashing the ~400-byte label string.
+    const e = this.labels.entry(peer);
+    const small = `${status}|${flag ?? ''}|${grpcStatus ?? ''}`;
+    let s = e.http.get(small);
+    if (s === undefined) {
+      const key = requestKey(e.prefix, status, flag, grpcStatus);
+      s = this.istioHttp.get(key) ?? newHttpSeries();
+      this.istioHttp.set(key, s);
+      e.http.set(small, s);
+    }
+    observeHttp(s, durationMs, requestBytes, responseBytes);
+  }
+
+  /** The TCP series of a proxied connection's peer (bump `opened`, then add bytes and `closed` at close). */
+  tcp(peer: TrafficPeer): TcpSeries {
+    return tcpSeries(this.istioTcp, this.labels.prefix(peer));
+  }
+
   renderPrometheus(): string {
     const out: string[] = [];
-    out.push('# HELP weft_requests_total Downstream HTTP requests by response code class and response flags.');
-    out.push('# TYPE weft_requests_total counter');
+    out.push(...renderIstioMetrics(this.istioHttp, this.istioTcp));
+    out.push('# HELP weft_access_log_dropped_total Access log lines dropped: the sink was too far behind or its file could not be written.', '# TYPE weft_access_log_dropped_total counter', `weft_access_log_dropped_total ${this.accessLogDropped}`);
+    // Envoy's http.downstream_rq_<class>: cheap totals by class and flags (the Istio series above carry the detail).
+    out.push('# HELP weft_downstream_rq_total Downstream HTTP requests by response code class and response flags.');
+    out.push('# TYPE weft_downstream_rq_total counter');
     for (const [key, n] of [...this.requests].sort()) {
       const [cls, flags] = key.split('|');
-      out.push(`weft_requests_total{response_code_class="${cls}",response_flags="${flags === '' ? '-' : flags}"} ${n}`);
+      out.push(`weft_downstream_rq_total{response_code_class="${cls}",response_flags="${flags === '' ? '-' : flags}"} ${n}`);
     }
     out.push('# HELP weft_downstream_cx_active Open downstream connections.', '# TYPE weft_downstream_cx_active gauge', `weft_downstream_cx_active ${this.downstreamCxActive}`);
     out.push('# HELP weft_downstream_cx_total Downstream connections accepted.', '# TYPE weft_downstream_cx_total counter', `weft_downstream_cx_total ${this.downstreamCxTotal}`);
@@ -112,6 +172,22 @@ export class ProxyStats {
       out.push(`# HELP ${metric} ${help}`, `# TYPE ${metric} ${type}`);
       for (const c of names) out.push(`${metric}{cluster_name="${escapeLabel(c)}"} ${this.clusters.get(c)![field]}`);
     }
+    const sslPer: [string, string, keyof SslStats][] = [
+      ['weft_ssl_handshake_total', 'TLS handshakes completed (and accepted).', 'handshake'],
+      ['weft_ssl_connection_error_total', 'TLS handshakes that failed.', 'connectionError'],
+      ['weft_ssl_no_certificate_total', 'TLS connections refused for want of a client certificate.', 'noCertificate'],
+      ['weft_ssl_fail_verify_error_total', 'TLS peers whose certificate chain did not verify.', 'failVerifyError'],
+      ['weft_ssl_fail_verify_san_total', 'TLS peers whose URI SAN (SPIFFE ID) did not match.', 'failVerifySan'],
+      ['weft_listener_no_filter_chain_match_total', 'Connections closed because no filter chain matched them.', 'noFilterChainMatch'],
+    ];
+    const scopes = [...this.ssl.keys()].sort();
+    for (const [metric, help, field] of sslPer) {
+      out.push(`# HELP ${metric} ${help}`, `# TYPE ${metric} counter`);
+      for (const sc of scopes) {
+        const dot = sc.indexOf('.');
+        out.push(`${metric}{${sc.slice(0, dot) === 'cluster' ? 'cluster_name' : 'listener'}="${escapeLabel(sc.slice(dot + 1))}"} ${this.ssl.get(sc)![field]}`);
+      }
+    }
     return out.join('\n') + '\n';
   }
 
@@ -135,6 +211,11 @@ export class ProxyStats {
       out.push(`listener.${l}.downstream_cx_overflow: ${s.cxOverflow}`);
       out.push(`listener.${l}.tcp_upstream_fail: ${s.tcpUpstreamFail}`);
       out.push(`listener.${l}.downstream_cx_idle_timeout: ${s.cxIdleTimeout}`);
+    }
+    for (const [sc, s] of [...this.ssl].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      out.push(`${sc}.ssl.handshake: ${s.handshake}`, `${sc}.ssl.connection_error: ${s.connectionError}`, `${sc}.ssl.no_certificate: ${s.noCertificate}`);
+      out.push(`${sc}.ssl.fail_verify_error: ${s.failVerifyError}`, `${sc}.ssl.fail_verify_san: ${s.failVerifySan}`);
+      if (sc.startsWith('listener.')) out.push(`${sc}.no_filter_chain_match: ${s.noFilterChainMatch}`);
     }
     out.push(`http.downstream_cx_active: ${this.downstreamCxActive}`);
     out.push(`http.downstream_cx_total: ${this.downstreamCxTotal}`);

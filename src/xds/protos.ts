@@ -41,6 +41,10 @@ const PROTO_FILES = [
   'envoy/admin/v3/config_dump.proto',
   'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
   'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
+  // Telemetry (H4): access loggers and the OpenTelemetry tracer an HCM may carry.
+  'envoy/extensions/access_loggers/file/v3/file.proto',
+  'envoy/extensions/access_loggers/stream/v3/stream.proto',
+  'envoy/config/trace/v3/opentelemetry.proto',
 ];
 
 /**

@@ -23,7 +23,7 @@ async function weft(args: readonly string[]): Promise<{ code: number | null; std
 }
 
 function proxyArgs(extra: readonly string[]): string[] {
-  return ['proxy', '--xds', xdsAddr, '--service', 'web', '--namespace', 'shop', '--admin-addr', '127.0.0.1:0', '--outbound-addr', '127.0.0.1:0', '--log-level', 'warn', ...extra];
+  return ['proxy', '--xds', xdsAddr, '--service', 'web', '--namespace', 'shop', '--admin-addr', '127.0.0.1:0', '--outbound-addr', '127.0.0.1:0', '--inbound-addr', '127.0.0.1:0', '--log-level', 'warn', ...extra];
 }
 
 before(async () => {

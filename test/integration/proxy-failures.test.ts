@@ -126,8 +126,8 @@ describe('local replies carry Envoy response flags', () => {
 
   test('/metrics counts requests by code class and flag, and connect failures per cluster', async () => {
     const text = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
-    assert.match(text, /weft_requests_total\{response_code_class="5xx",response_flags="UH"\} [1-9]/);
-    assert.match(text, /weft_requests_total\{response_code_class="4xx",response_flags="NR"\} [1-9]/);
+    assert.match(text, /weft_downstream_rq_total\{response_code_class="5xx",response_flags="UH"\} [1-9]/);
+    assert.match(text, /weft_downstream_rq_total\{response_code_class="4xx",response_flags="NR"\} [1-9]/);
     assert.match(text, /weft_upstream_cx_connect_fail_total\{cluster_name="dead"\} [1-9]/);
     assert.match(text, /weft_upstream_cx_total\{cluster_name="ok"\} \d+/);
     assert.match(text, /weft_downstream_cx_active \d+/);

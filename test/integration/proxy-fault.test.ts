@@ -96,6 +96,6 @@ describe('local rate limit', () => {
     // Other routes have no bucket: the listener-level entry limits nothing.
     for (let i = 0; i < 5; i++) assert.equal((await get('/free')).status, 200);
     const text = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
-    assert.match(text, /weft_requests_total\{response_code_class="4xx",response_flags="RL"\} 1/);
+    assert.match(text, /weft_downstream_rq_total\{response_code_class="4xx",response_flags="RL"\} 1/);
   });
 });

@@ -8,6 +8,7 @@ import { dataDirOf, defaultDataDir, globalOptions } from '../context.js';
 interface ControlOptions {
   apiAddr: string;
   xdsAddr: string;
+  xdsTlsAddr?: string;
   xdsInsecurePublic?: boolean;
   logLevel?: string;
   store?: string;
@@ -40,6 +41,7 @@ export function registerControl(program: Command): void {
     .description('run the control plane (store, HTTP API, xDS server) on this machine')
     .option('--api-addr <host:port>', 'HTTP API address (port 0 picks a free one)', '127.0.0.1:15020')
     .option('--xds-addr <host:port>', 'xDS (gRPC, plaintext) address; loopback only unless --xds-insecure-public (port 0 picks a free one)', '127.0.0.1:15010')
+    .option('--xds-tls-addr <host:port|none>', `xDS over mTLS (mesh CA certificate, client certificate required): what proxies on other hosts use; default ${DEFAULT_XDS_TLS_ADDR} when --xds-addr is left at its default, else none unless given (port 0 picks a free one)`)
     .option('--xds-insecure-public', 'allow a non-loopback --xds-addr although xDS is not authenticated yet (trusted networks only)')
     .option('--store <url>', 'keep the configuration in etcd, shared by every replica: etcd://host:port[,host:port...] (default: files in the data directory)')
     .option('--store-prefix <prefix>', 'etcd key prefix; one per Weft installation (default /weft/)')
@@ -58,10 +60,12 @@ export function registerControl(program: Command): void {
       // Checked here too so a typo fails before the store is opened.
       parseHostPort(opts.apiAddr);
       parseHostPort(opts.xdsAddr);
+      const xdsTlsAddr = xdsTlsAddrOf(opts, cmd);
+      if (xdsTlsAddr !== undefined) parseHostPort(xdsTlsAddr);
       const etcd = storeSelection(opts);
       const caSupplied = caFiles(opts);
       const logLevel = opts.logLevel ?? process.env.WEFT_LOG_LEVEL ?? (g.verbose ? 'debug' : 'info');
-      const cp = await startControlPlane({ dataDir, apiAddr: opts.apiAddr, xdsAddr: opts.xdsAddr, xdsInsecurePublic: opts.xdsInsecurePublic === true, logLevel, ...(etcd ? { etcd } : {}), ...(caSupplied ? { caSupplied } : {}) });
+      const cp = await startControlPlane({ dataDir, apiAddr: opts.apiAddr, xdsAddr: opts.xdsAddr, xdsInsecurePublic: opts.xdsInsecurePublic === true, ...(xdsTlsAddr !== undefined ? { xdsTlsAddr } : {}), logLevel, ...(etcd ? { etcd } : {}), ...(caSupplied ? { caSupplied } : {}) });
       handleSignals(cp);
       if (etcd && !caSupplied) {
         process.stderr.write('warning: --store etcd without --ca-cert/--ca-key: this replica uses its own generated CA root, so certificates issued by other replicas will not verify against its trust bundle (join tokens are shared); give every replica the same CA files (docs/ha.md)\n');
@@ -69,8 +73,24 @@ export function registerControl(program: Command): void {
       if (opts.xdsInsecurePublic) {
         process.stderr.write(`warning: xDS on ${cp.xdsAddress} is plaintext and unauthenticated: anyone who reaches it can read the mesh configuration and register workloads\n`);
       }
+      // Its own line, before the ready line: scripts match the ready line to its end.
+      if (cp.xdsTlsAddress !== undefined) process.stdout.write(`weft control xds-tls=${cp.xdsTlsAddress}\n`);
       process.stdout.write(`weft control ready: api=${cp.apiUrl} xds=${cp.xdsAddress} data=${dataDir}\n`);
     });
+}
+
+/** Istio's port for xDS over mTLS; 15010 stays the loopback plaintext one (DESIGN.md "Ports"). */
+export const DEFAULT_XDS_TLS_ADDR = '0.0.0.0:15012';
+
+/**
+ * `--xds-tls-addr`: given → it (`none`: no TLS listener); not given → the
+ * default when --xds-addr is at its default too. Someone who lays out ports
+ * with --xds-addr (tests, several control planes on one host) gets no fixed
+ * port they did not ask for.
+ */
+function xdsTlsAddrOf(opts: ControlOptions, cmd: Command): string | undefined {
+  if (opts.xdsTlsAddr !== undefined) return opts.xdsTlsAddr === 'none' ? undefined : opts.xdsTlsAddr;
+  return cmd.getOptionValueSource('xdsAddr') === 'default' ? DEFAULT_XDS_TLS_ADDR : undefined;
 }
 
 function storeSelection(opts: ControlOptions): { endpoints: string[]; prefix?: string; leaseTtlSeconds?: number } | undefined {

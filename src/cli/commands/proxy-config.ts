@@ -5,7 +5,7 @@ import { clientFor } from '../context.js';
 import { toJson, toYaml } from '../output.js';
 import { listXdsClients, type XdsClient } from './proxy-status.js';
 
-const SECTIONS = ['listeners', 'routes', 'clusters', 'endpoints', 'all'] as const;
+const SECTIONS = ['listeners', 'routes', 'clusters', 'endpoints', 'secrets', 'all'] as const;
 type Section = (typeof SECTIONS)[number];
 const FORMATS = ['yaml', 'json'] as const;
 
@@ -45,7 +45,7 @@ export function registerProxyConfig(program: Command): void {
     .argument('<proxy>', 'node id, a unique prefix of one, or a workload name ([namespace/]name)')
     .addArgument(new Argument('<section>', 'which resources').choices(SECTIONS))
     .addOption(new Option('-o, --output <format>', 'output format').choices(FORMATS).default('yaml'))
-    .addHelpText('after', '\nOne section prints a list of resources; "all" prints { nodeId, listeners, routes, clusters, endpoints }.\nThis is what was sent, which the client may have NACKed: see weft proxy-status.')
+    .addHelpText('after', '\nOne section prints a list of resources; "all" prints { nodeId, listeners, routes, clusters, endpoints, secrets }.\nsecrets lists the Secrets sent over ADS by name and kind, never their bytes (only the trust bundle ROOTCA is ever sent).\nThis is what was sent, which the client may have NACKed: see weft proxy-status.')
     .action(async (proxy: string, section: Section, opts: { output: (typeof FORMATS)[number] }, cmd: Command) => {
       const client = clientFor(cmd);
       const target = resolveProxy(await listXdsClients(client), proxy);

@@ -9,7 +9,8 @@ import { isWeftError } from '../../lib/errors.js';
 import { createLogger } from '../../lib/log.js';
 import { openFileStore } from '../../store/file/file-store.js';
 import type { ConfigStore } from '../../store/types.js';
-import { dashboardCapabilities, DASHBOARD_CSP } from './dashboard.js';
+import { startCaService, type CaService } from '../identity/ca-service.js';
+import { dashboardCapabilities, DASHBOARD_CSP, type CertificatesView } from './dashboard.js';
 import { resolveRoute, splitTarget } from './router.js';
 import { createApiServer, type ApiServer } from './server.js';
 
@@ -18,17 +19,20 @@ let dir: string;
 let store: ConfigStore;
 let server: ApiServer;
 let base: string;
+let ca: CaService;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'weft-dashboard-'));
   store = await openFileStore(join(dir, 'store'), { logger: log });
-  server = createApiServer({ store, adminToken: 'tok', log });
+  ca = await startCaService({ dataDir: join(dir, 'data'), store, log });
+  server = createApiServer({ store, adminToken: 'tok', log, ca });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 
 after(async () => {
   await new Promise<void>((r) => server.close(() => r()));
+  ca.close();
   await store.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -51,8 +55,39 @@ test('dashboard paths: /, /ui, /ui/, known assets, the merged watch; nothing els
   }
 });
 
-test('no /stats/services in this build: the page is told so instead of probing', () => {
-  assert.deepEqual(dashboardCapabilities(kinds), { stats: false });
+test('capabilities: no /stats/services, the telemetry API, certificates only with a CA', () => {
+  assert.deepEqual(dashboardCapabilities(kinds), { stats: false, telemetry: true, certificates: false });
+  assert.deepEqual(dashboardCapabilities(kinds, ca), { stats: false, telemetry: true, certificates: true });
+});
+
+test('vendor libraries are served from the installed packages, and only those', async () => {
+  assert.deepEqual(route('/ui/vendor/cytoscape.min.js'), { type: 'ui-asset', asset: 'vendor/cytoscape.min.js' });
+  for (const url of ['/ui/vendor/lodash.js', '/ui/vendor/package.json', '/ui/vendor']) {
+    assert.throws(() => route(url), (e) => isWeftError(e, 'WEFT_ERR_NOT_FOUND'), url);
+  }
+  for (const [path, type, marker] of [['/ui/vendor/cytoscape.min.js', /^text\/javascript/, 'cytoscape'], ['/ui/vendor/uplot.min.js', /^text\/javascript/, 'uPlot'], ['/ui/vendor/uplot.min.css', /^text\/css/, '.uplot']] as const) {
+    const r = await fetch(`${base}${path}`);
+    assert.equal(r.status, 200, path);
+    assert.match(r.headers.get('content-type') ?? '', type, path);
+    assert.equal(r.headers.get('content-security-policy'), DASHBOARD_CSP);
+    assert.ok((await r.text()).includes(marker), path);
+  }
+});
+
+test('/ui/api/certificates: the CA roots and signer with their validity; a read like any other', async () => {
+  assert.equal((await fetch(`${base}/ui/api/certificates`, { headers: { authorization: 'Bearer wrong' } })).status, 403);
+  const r = await fetch(`${base}/ui/api/certificates`);
+  assert.equal(r.status, 200);
+  const body = (await r.json()) as CertificatesView;
+  assert.equal(body.trustDomain, 'cluster.local');
+  assert.equal(body.roots.length, 1);
+  const root = body.roots[0]!;
+  assert.match(root.subject, /CN=Weft Root CA cluster\.local/);
+  assert.equal(root.ca, true);
+  assert.ok(Date.parse(root.notAfter) > Date.now() && Date.parse(root.notBefore) <= Date.now());
+  assert.match(root.fingerprintSha256, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  assert.equal(body.signer.ca, true);
+  assert.deepEqual(body.workload, { issuedTotal: 0, live: 0 });
 });
 
 test('assets carry their content type and the CSP; HEAD has no body', async () => {
@@ -115,4 +150,20 @@ test('the merged watch: every kind, then a BOOKMARK; live changes follow; a bad 
   ac2.abort();
   const kinds2 = text.trim().split('\n').map((l) => JSON.parse(l) as { type: string; object: { kind?: string } }).filter((l) => l.type !== 'BOOKMARK').map((l) => l.object.kind);
   assert.deepEqual(kinds2, ['Workload']);
+});
+
+test('/ui/api/policy/NS/NAME: effective settings with their source; 404 for no such service', async () => {
+  await store.put({ apiVersion: 'weft.dev/v1alpha1', kind: 'Service', metadata: { name: 'pol', namespace: 'default' }, spec: { ports: [{ name: 'http', port: 80, protocol: 'http', targetPort: 80 }] } });
+  await store.put({ apiVersion: 'weft.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'pol-retry', namespace: 'default' }, spec: { targetRefs: [{ kind: 'Service', name: 'pol' }], retry: { attempts: 2 } } });
+  assert.deepEqual(route('/ui/api/policy/default/pol'), { type: 'ui-policy', namespace: 'default', name: 'pol' });
+  const r = await fetch(`${base}/ui/api/policy/default/pol`);
+  assert.equal(r.status, 200);
+  const body = (await r.json()) as { blocks: { title: string; lines: { setting: string; value?: { attempts?: number }; source: string }[] }[] };
+  assert.deepEqual(body.blocks.map((b) => b.title), ['Port http (80)']);
+  const retry = body.blocks[0]!.lines.find((l) => l.setting === 'retry')!;
+  assert.equal(retry.value?.attempts, 2);
+  assert.equal(retry.source, 'backendpolicy/default/pol-retry via targetRefs[0] (Service)');
+  assert.equal(body.blocks[0]!.lines.find((l) => l.setting === 'timeouts')!.source, 'default');
+  assert.equal((await fetch(`${base}/ui/api/policy/default/nope`)).status, 404);
+  assert.equal((await fetch(`${base}/ui/api/policy/default/pol`, { headers: { authorization: 'Bearer wrong' } })).status, 403);
 });

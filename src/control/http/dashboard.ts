@@ -2,14 +2,18 @@
 // watch stream of every kind, so the browser needs a single long-lived connection
 // (HTTP/1.1 browsers open at most 6 per host; one watch per kind would starve the
 // page's other requests).
+import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Resource } from '../../api/types.js';
 import { WeftError } from '../../lib/errors.js';
 import { BROWSER_MODULES, INDEX_HTML, STYLE_CSS } from '../../dashboard/page.js';
 import type { Watch, WatchEvent } from '../../store/types.js';
 import type { KindRegistry } from '../../api/registry.js';
+import type { CaService } from '../identity/ca-service.js';
 import type { ApiContext, ApiRequest } from './context.js';
+import { effectivePolicyOf } from './dashboard-policy.js';
 import { sendJson } from './errors.js';
 import { present, revisionParam } from './objects.js';
 // A cycle (router.ts routes /ui here), harmless: used only inside functions.
@@ -39,7 +43,22 @@ export type DashboardRoute =
   /** `/ui/api/watch`: every kind in one ndjson watch stream. */
   | { type: 'ui-watch' }
   /** `/ui/api/capabilities`: which optional endpoints this control plane serves. */
-  | { type: 'ui-capabilities' };
+  | { type: 'ui-capabilities' }
+  /** `/ui/api/certificates`: the CA's roots, signer and workload-certificate counts. */
+  | { type: 'ui-certificates' }
+  /** `/ui/api/policy/{namespace}/{name}`: a Service's effective BackendPolicy settings (dashboard-policy.ts). */
+  | { type: 'ui-policy'; namespace: string; name: string };
+
+/**
+ * Browser libraries served from the installed packages (`/ui/vendor/{name}`),
+ * resolved at run time so that an installed weft and a clean `npm run build`
+ * need no copy step: a dependency's files are where Node resolves them.
+ */
+export const VENDOR_ASSETS: Readonly<Record<string, { path: string; type: string }>> = {
+  'cytoscape.min.js': { path: 'cytoscape/dist/cytoscape.min.js', type: 'text/javascript; charset=utf-8' },
+  'uplot.min.js': { path: 'uplot/dist/uPlot.iife.min.js', type: 'text/javascript; charset=utf-8' },
+  'uplot.min.css': { path: 'uplot/dist/uPlot.min.css', type: 'text/css; charset=utf-8' },
+};
 
 const ASSET_NAME = /^[a-z][a-z0-9-]*\.(?:js|css)$/;
 
@@ -53,6 +72,9 @@ export function resolveDashboardRoute(segments: readonly string[]): DashboardRou
   if (segments.length === 2 && second !== undefined && ASSET_NAME.test(second) && knownAsset(second)) return { type: 'ui-asset', asset: second };
   if (segments.length === 3 && second === 'api' && third === 'watch') return { type: 'ui-watch' };
   if (segments.length === 3 && second === 'api' && third === 'capabilities') return { type: 'ui-capabilities' };
+  if (segments.length === 3 && second === 'api' && third === 'certificates') return { type: 'ui-certificates' };
+  if (segments.length === 5 && second === 'api' && third === 'policy') return { type: 'ui-policy', namespace: segments[3]!, name: segments[4]! };
+  if (segments.length === 3 && second === 'vendor' && third !== undefined && Object.hasOwn(VENDOR_ASSETS, third)) return { type: 'ui-asset', asset: `vendor/${third}` };
   throw notFound(segments);
 }
 
@@ -63,7 +85,7 @@ export function resolveDashboardRoute(segments: readonly string[]): DashboardRou
  */
 export function isOpenDashboardPath(segments: readonly string[]): boolean {
   if (segments.length === 0) return true;
-  return segments[0] === 'ui' && !(segments.length === 3 && segments[1] === 'api');
+  return segments[0] === 'ui' && segments[1] !== 'api';
 }
 
 function knownAsset(name: string): boolean {
@@ -73,10 +95,26 @@ function knownAsset(name: string): boolean {
 /** The compiled browser modules: dist/src/control/http/ → dist/src/dashboard/. */
 const MODULE_DIR = new URL('../../dashboard/', import.meta.url);
 const cache = new Map<string, Buffer>();
+const requireFromHere = createRequire(import.meta.url);
+
+async function vendorBody(name: string): Promise<{ body: Buffer; type: string }> {
+  const v = VENDOR_ASSETS[name]!;
+  let body = cache.get(`vendor/${name}`);
+  if (body === undefined) {
+    try {
+      body = await readFile(requireFromHere.resolve(v.path));
+    } catch (e) {
+      throw new WeftError('WEFT_ERR_NOT_FOUND', `dashboard library ${v.path} is not installed (npm install)`, { cause: e });
+    }
+    cache.set(`vendor/${name}`, body);
+  }
+  return { body, type: v.type };
+}
 
 async function assetBody(asset: string): Promise<{ body: Buffer; type: string }> {
   if (asset === 'index.html') return { body: Buffer.from(INDEX_HTML, 'utf8'), type: 'text/html; charset=utf-8' };
   if (asset === 'style.css') return { body: Buffer.from(STYLE_CSS, 'utf8'), type: 'text/css; charset=utf-8' };
+  if (asset.startsWith('vendor/')) return vendorBody(asset.slice('vendor/'.length));
   let body = cache.get(asset);
   if (body === undefined) {
     try {
@@ -101,24 +139,98 @@ export function securityHeaders(): Record<string, string> {
   };
 }
 
-/**
- * Optional endpoints the page may use, so that it never asks for a path that is
- * not there (a 404 is a console error in every browser). `stats`: golden metrics
- * at GET /stats/services.
- */
-export function dashboardCapabilities(registry: KindRegistry): { stats: boolean } {
-  let stats = true;
-  try {
-    resolveRoute(['stats', 'services'], registry);
-  } catch {
-    stats = false;
-  }
-  return { stats };
+export interface DashboardCapabilities {
+  /** Golden metrics at GET /stats/services (an older shape; kept for embedders that serve it). */
+  stats: boolean;
+  /** The telemetry API: /apis/telemetry/v1/{stats,stats/stream,timeseries,tap}. */
+  telemetry: boolean;
+  /** This control plane runs a CA (/ui/api/certificates answers). */
+  certificates: boolean;
 }
 
-export async function serveDashboard(ctx: ApiContext, res: ServerResponse, method: string, route: Exclude<DashboardRoute, { type: 'ui-watch' }>): Promise<void> {
+function served(segments: readonly string[], registry: KindRegistry): boolean {
+  try {
+    resolveRoute(segments, registry);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Optional endpoints the page may use, so that it never asks for a path that is
+ * not there (a 404 is a console error in every browser).
+ */
+export function dashboardCapabilities(registry: KindRegistry, ca?: CaService): DashboardCapabilities {
+  return {
+    stats: served(['stats', 'services'], registry),
+    telemetry: served(['apis', 'telemetry', 'v1', 'stats'], registry),
+    certificates: ca !== undefined,
+  };
+}
+
+export interface CertificateView {
+  subject: string;
+  issuer: string;
+  serialNumber: string;
+  notBefore: string;
+  notAfter: string;
+  fingerprintSha256: string;
+  ca: boolean;
+}
+
+/** What /ui/api/certificates answers. Workload certificates are counted, not listed: the CA keeps only serial → notAfter. */
+export interface CertificatesView {
+  trustDomain: string;
+  source: 'generated' | 'supplied';
+  roots: CertificateView[];
+  signer: CertificateView;
+  workload: { issuedTotal: number; live: number; soonestExpiry?: string };
+  now: string;
+}
+
+function certificateView(pem: string): CertificateView {
+  const c = new X509Certificate(pem);
+  return {
+    subject: c.subject.replace(/\n/g, ', '),
+    issuer: c.issuer.replace(/\n/g, ', '),
+    serialNumber: c.serialNumber,
+    notBefore: new Date(c.validFrom).toISOString(),
+    notAfter: new Date(c.validTo).toISOString(),
+    fingerprintSha256: c.fingerprint256,
+    ca: c.ca,
+  };
+}
+
+export function certificatesView(ca: CaService): CertificatesView {
+  const m = ca.ca.material;
+  const stats = ca.stats();
+  return {
+    trustDomain: ca.trustDomain,
+    source: m.source,
+    roots: m.roots.map((r) => certificateView(r.certPem)),
+    signer: certificateView(m.signer.certPem),
+    workload: {
+      issuedTotal: stats.issuedTotal,
+      live: stats.liveCertificates,
+      ...(stats.soonestExpiry !== undefined ? { soonestExpiry: stats.soonestExpiry.toISOString() } : {}),
+    },
+    now: new Date(m.now()).toISOString(),
+  };
+}
+
+export async function serveDashboard(ctx: ApiContext, res: ServerResponse, method: string, route: Exclude<DashboardRoute, { type: 'ui-watch' }>, ca?: CaService): Promise<void> {
   if (route.type === 'ui-capabilities') {
-    sendJson(res, 200, dashboardCapabilities(ctx.registry), securityHeaders());
+    sendJson(res, 200, dashboardCapabilities(ctx.registry, ca), securityHeaders());
+    return;
+  }
+  if (route.type === 'ui-policy') {
+    sendJson(res, 200, await effectivePolicyOf(ctx.store, route.namespace, route.name), securityHeaders());
+    return;
+  }
+  if (route.type === 'ui-certificates') {
+    if (ca === undefined) throw new WeftError('WEFT_ERR_UNAVAILABLE', 'this control plane runs no certificate authority');
+    sendJson(res, 200, certificatesView(ca), securityHeaders());
     return;
   }
   if (route.type === 'ui-redirect') {

@@ -3,6 +3,7 @@ import type { KindRegistry } from '../../api/registry.js';
 import { WeftError } from '../../lib/errors.js';
 import { CA_OPS, type CaOp } from './ca.js';
 import { resolveDashboardRoute, type DashboardRoute } from './dashboard.js';
+import { telemetryOp, type TelemetryOp } from './telemetry.js';
 
 /** What a request path names, after strict checks and kind lookup. */
 export type Route =
@@ -17,6 +18,8 @@ export type Route =
   | { type: 'xds-client-config'; nodeId: string }
   /** The CA: `/ca/tokens`, `/ca/certificates`, `/ca/bundle` (ca.ts). */
   | { type: 'ca'; op: CaOp }
+  /** Golden metrics and taps: `/apis/telemetry/v1/{stats,stats/stream,timeseries,tap,proxies}` (telemetry.ts). */
+  | { type: 'telemetry'; op: TelemetryOp }
   /** A collection: every namespace when `namespace` is undefined (or the kind is cluster-scoped). */
   | { type: 'collection'; kind: KindDescriptor; namespace: string | undefined }
   /** One object. `namespace` is '' for cluster-scoped kinds, as in ResourceKey. */
@@ -94,6 +97,11 @@ export function resolveRoute(segments: readonly string[], registry: KindRegistry
     if (segments.length === 2) return { type: 'xds-clients' };
     if (segments.length === 4 && rest[0] === 'config') return { type: 'xds-client-config', nodeId: version! };
     throw notFound(segments);
+  }
+  if (first === 'apis' && group === 'telemetry' && version === 'v1') {
+    const op = telemetryOp(rest);
+    if (op === undefined) throw notFound(segments);
+    return { type: 'telemetry', op };
   }
   if (first !== 'apis' || group === undefined || version === undefined || rest.length === 0) throw notFound(segments);
 

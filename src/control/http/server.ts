@@ -18,6 +18,8 @@ import { createObject, deleteObject, getObject, listObjects, replaceObject } fro
 import { resolveRoute, splitTarget } from './router.js';
 import { watchObjects, WatchRegistry, type WatchOptions } from './watch.js';
 import { xdsClientConfig, xdsClients, type XdsStatusSource } from './xds.js';
+import { handleTelemetry } from './telemetry.js';
+import type { TelemetryHub } from '../telemetry/hub.js';
 
 export interface ApiServerOptions {
   store: ConfigStore;
@@ -36,6 +38,8 @@ export interface ApiServerOptions {
   bookmarkIntervalMs?: number;
   /** Default 16 MiB. */
   maxWatchBufferBytes?: number;
+  /** Golden metrics and taps (`/apis/telemetry/v1/...`); without it those answer 503. */
+  telemetry?: TelemetryHub;
 }
 
 /**
@@ -119,6 +123,9 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
         return;
       case 'ca':
         return handleCa(ctx, opts.ca, r, route.op, method);
+      case 'telemetry':
+        allow(res, method, ['GET']);
+        return handleTelemetry(opts.telemetry, r, route.op, watches);
       case 'apply':
         allow(res, method, ['POST']);
         await applyDocuments(ctx, r);
@@ -136,8 +143,10 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       case 'ui-redirect':
       case 'ui-asset':
       case 'ui-capabilities':
+      case 'ui-certificates':
+      case 'ui-policy':
         allow(res, method, ['GET', 'HEAD']);
-        return serveDashboard(ctx, res, method, route);
+        return serveDashboard(ctx, res, method, route, opts.ca);
       case 'ui-watch':
         allow(res, method, ['GET']);
         return dashboardWatch(ctx, r, watches, watchOpts);

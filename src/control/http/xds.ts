@@ -19,7 +19,7 @@ export interface XdsStatusSource {
 }
 
 /** The config sections of `/xds/clients/{nodeId}/config`, in make-before-break order's reading order. */
-export const CONFIG_SECTIONS = { listeners: 'LDS', routes: 'RDS', clusters: 'CDS', endpoints: 'EDS' } as const satisfies Record<string, TypeShortName>;
+export const CONFIG_SECTIONS = { listeners: 'LDS', routes: 'RDS', clusters: 'CDS', endpoints: 'EDS', secrets: 'SDS' } as const satisfies Record<string, TypeShortName>;
 export type ConfigSection = keyof typeof CONFIG_SECTIONS;
 
 export function xdsClients(xds: XdsStatusSource | undefined, res: ServerResponse): void {
@@ -40,8 +40,30 @@ export function xdsClientConfig(xds: XdsStatusSource | undefined, res: ServerRes
   const config = source.configOf(nodeId);
   if (config === undefined) throw new WeftError('WEFT_ERR_NOT_FOUND', `no xDS client with node id "${nodeId}" is connected`);
   const body: Record<string, unknown> = { nodeId };
-  for (const s of sections) if (type === null || type === s) body[s] = config[CONFIG_SECTIONS[s]] ?? [];
+  for (const s of sections) {
+    if (type !== null && type !== s) continue;
+    const list = config[CONFIG_SECTIONS[s]] ?? [];
+    body[s] = s === 'secrets' ? list.map(secretSummary) : list;
+  }
   sendJson(res, 200, body);
+}
+
+/**
+ * A Secret as `weft proxy-config` shows it: its name and what kind of
+ * material it holds, never the bytes. (Only the trust bundle, ROOTCA, is
+ * ever sent; workload keys stay on the workload. This holds if that changes.)
+ */
+export function secretSummary(secret: XdsResource): Record<string, unknown> {
+  const out: Record<string, unknown> = { name: secret.name };
+  const vc = secret.validation_context as { trusted_ca?: { inline_bytes?: Uint8Array | string } } | undefined;
+  if (vc !== undefined) {
+    const raw = vc.trusted_ca?.inline_bytes;
+    const pem = raw === undefined ? '' : typeof raw === 'string' ? raw : Buffer.from(raw).toString('utf8');
+    out.type = 'validation_context';
+    out.trustedCaCertificates = (pem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length;
+  }
+  if (secret.tls_certificate !== undefined) out.type = 'tls_certificate';
+  return out;
 }
 
 function need(xds: XdsStatusSource | undefined): XdsStatusSource {

@@ -13,6 +13,8 @@
  * | `WEFT_WORKLOAD_NAME`    | object name; default `<service>-<hash of node id>`           |
  * | `WEFT_NAMESPACES`       | scope: more namespaces whose Services it sees (`a,b` or JSON list; `*` = all) |
  * | `WEFT_DEPENDENCIES`     | scope: more hosts it sees, `name.namespace` (`a.shop,b.pay` or JSON list) |
+ * | `WEFT_INBOUND_PORT`     | a Weft sidecar: the port its inbound listener is bound on. Peers reach the workload there, over mTLS, and the proxy gets the inbound listener of its WEFT_SERVICE |
+ * | `WEFT_GRPC_MTLS`        | proxyless gRPC with certificate providers (`true`): its clusters and server listeners carry mTLS |
  *
  * Scope (like an Istio Sidecar's egress hosts): a proxy that sets neither
  * WEFT_NAMESPACES nor WEFT_DEPENDENCIES sees every namespace (Istio's default
@@ -33,7 +35,22 @@ export const META = {
   name: 'WEFT_WORKLOAD_NAME',
   namespaces: 'WEFT_NAMESPACES',
   dependencies: 'WEFT_DEPENDENCIES',
+  inboundPort: 'WEFT_INBOUND_PORT',
+  grpcMtls: 'WEFT_GRPC_MTLS',
 } as const;
+
+/** WEFT_INBOUND_PORT as a port, or undefined when absent; throws when it is not a port. */
+export function parseInboundPort(v: Json | undefined): number | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`${META.inboundPort}: ${JSON.stringify(v)} is not a port`);
+  return n;
+}
+
+/** A boolean flag in node metadata (`true`, "true", "1"). */
+export function metaFlag(v: Json | undefined): boolean {
+  return v === true || v === 'true' || v === '1';
+}
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 

@@ -3,7 +3,8 @@ import { isIP } from 'node:net';
 import type { Resource } from '../../api/types.js';
 import type { WorkloadSpec } from '../../api/workload/workload.js';
 import { SERVICE_LABEL } from '../xds/model.js';
-import { META, parseLabels, parsePorts, structToJson, type ProtoStruct } from './node-metadata.js';
+import { META, metaFlag, parseInboundPort, parseLabels, parsePorts, structToJson, type ProtoStruct } from './node-metadata.js';
+import { INBOUND_PORT_ANNOTATION, MTLS_ANNOTATION } from '../xds/security/mesh-tls.js';
 
 export const DEFAULT_GRACE_MS = 10_000;
 
@@ -78,10 +79,15 @@ export class WorkloadRegistry {
       if (l.zone) spec.locality.zone = l.zone;
       if (l.sub_zone) spec.locality.subzone = l.sub_zone;
     }
+    const annotations: Record<string, string> = { 'weft.dev/registered-by': node.id };
+    // Peers use mTLS towards it, and reach a sidecar at its inbound port (xds/security/mesh-tls.ts).
+    const inbound = parseInboundPort(meta[META.inboundPort]);
+    if (inbound !== undefined) annotations[INBOUND_PORT_ANNOTATION] = String(inbound);
+    else if (metaFlag(meta[META.grpcMtls])) annotations[MTLS_ANNOTATION] = 'true';
     return {
       apiVersion: 'weft.dev/v1alpha1',
       kind: 'Workload',
-      metadata: { name, namespace, labels: { ...labels }, annotations: { 'weft.dev/registered-by': node.id } },
+      metadata: { name, namespace, labels: { ...labels }, annotations },
       spec,
     };
   }

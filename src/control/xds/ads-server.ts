@@ -7,6 +7,7 @@ import { encodeEntry, type EncodedAny } from './encode-cache.js';
 import { diffResolved } from './resolved-diff.js';
 import type { ProxyView } from './model.js';
 import { viewOfNode } from './view-of-node.js';
+import { withPeerIdentity } from './peer-identity.js';
 import { serveBidiStream } from './bidi-stream.js';
 import { DeltaStream, type DeltaCall } from './delta-server.js';
 
@@ -197,6 +198,7 @@ class AdsStream {
   }
 
   private bind(node: XdsNode): void {
+    node = withPeerIdentity(node, this.call);
     this.node = node;
     this.view = viewOfNode(node);
     this.registration = this.server.registry?.connect(node);
@@ -351,3 +353,4 @@ export class AdsServer {
     this.streams.clear();
   }
 }
+

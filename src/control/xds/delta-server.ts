@@ -6,6 +6,7 @@ import { encodeEntry, type EncodedAny } from './encode-cache.js';
 import { diffResolved, hashesOf } from './resolved-diff.js';
 import type { ProxyView } from './model.js';
 import { viewOfNode } from './view-of-node.js';
+import { withPeerIdentity } from './peer-identity.js';
 import type { AdsServer, ClientStatus, TypeShortName, TypeStatus } from './ads-server.js';
 
 /**
@@ -159,6 +160,7 @@ export class DeltaStream {
   }
 
   private bind(node: XdsNode): void {
+    node = withPeerIdentity(node, this.call);
     this.node = node;
     this.view = viewOfNode(node);
     this.registration = this.server.registry?.connect(node);

@@ -4,6 +4,7 @@ import { CLUSTER_LOAD_ASSIGNMENT } from '../../xds/type-urls.js';
 import { clusterName } from './names.js';
 import type { ServiceSpec } from '../../api/service/service.js';
 import { refOf, sortByName, WorkloadIndex, type MeshInput, type ViewLocality } from './model.js';
+import { inboundPortOf, TLS_ENDPOINT_METADATA, tlsCapable } from './security/mesh-tls.js';
 
 export type ClusterLoadAssignment = Record<string, unknown> & { cluster_name: string };
 
@@ -21,7 +22,11 @@ interface LocalityGroup {
  * share whichever locality it sits in.
  *
  * A workload serves a Service port at `address:targetPort`. When the workload
- * lists its ports, one that does not list targetPort is left out.
+ * lists its ports, one that does not list targetPort is left out. A workload
+ * with a Weft sidecar (annotation `weft.dev/inbound-port`) is reached at
+ * `address:<inbound port>` instead, every Service port alike (the SNI or Host
+ * names the port there: inbound.ts). Endpoints that answer mTLS carry
+ * `envoy.transport_socket_match: {tlsMode: weft}` (security/mesh-tls.ts).
  *
  * Priorities (locality failover, as Istio does): without `locality` (the
  * proxy's, from its xDS node) every group is at priority 0. With it, a group's
@@ -55,11 +60,13 @@ export function endpointsOf(svc: Resource<ServiceSpec>, members: readonly Resour
       const g = groupFor(groups, w);
       const weight = w.spec.weight ?? 1;
       g.weight += weight;
-      g.endpoints.push({
-        endpoint: { address: { socket_address: { address: w.spec.address, port_value: target } } },
+      const e: Record<string, unknown> = {
+        endpoint: { address: { socket_address: { address: w.spec.address, port_value: inboundPortOf(w) ?? target } } },
         health_status: w.spec.health ?? 'HEALTHY',
         load_balancing_weight: { value: weight },
-      });
+      };
+      if (tlsCapable(w)) e.metadata = TLS_ENDPOINT_METADATA;
+      g.endpoints.push(e);
     }
     const list = [...groups.values()];
     const priorityOf = priorities(list, locality);

@@ -9,6 +9,7 @@ import { findService, meshSettings, mtlsModeFor, policiesFor, spiffeIdsOf, type 
 import { buildJwt } from './security/jwt.js';
 import { buildRbac, rbacHttpFilters, rbacNetworkFilters, rbacPerRoute, type RbacContext, type RbacSet } from './security/rbac.js';
 import { ALPN_HTTP, downstreamTlsSocket } from './security/tls.js';
+import { hcmTelemetry } from './telemetry.js';
 
 /**
  * The Weft proxy's inbound side (names.ts has the naming scheme, and
@@ -70,7 +71,7 @@ function isHttp(p: Port): boolean {
   return p.protocol !== 'tcp';
 }
 
-function inboundCluster(p: Port): ClusterResource {
+function inboundCluster(p: Port, appHost: string): ClusterResource {
   const name = inboundClusterName(targetOf(p));
   const c: ClusterResource = {
     '@type': CLUSTER,
@@ -78,7 +79,7 @@ function inboundCluster(p: Port): ClusterResource {
     type: 'STATIC',
     connect_timeout: { seconds: 10 },
     lb_policy: 'ROUND_ROBIN',
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: INBOUND_APP_HOST, port_value: targetOf(p) } } } }] }] },
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: appHost, port_value: targetOf(p) } } } }] }] },
   };
   if (p.protocol === 'grpc' || p.protocol === 'http2') {
     c.typed_extension_protocol_options = { [HTTP_PROTOCOL_OPTIONS]: { '@type': `${TYPE_PREFIX}${HTTP_PROTOCOL_OPTIONS}`, explicit_http_config: { http2_protocol_options: {} } } };
@@ -90,8 +91,9 @@ function route(p: Port): Obj {
   return { name: 'default', match: { prefix: '/' }, route: { cluster: inboundClusterName(targetOf(p)), timeout: { seconds: 0 } } };
 }
 
-function hcm(statPrefix: string, routeConfig: Obj, filters: Obj[]): Obj {
-  return { name: HCM_FILTER, typed_config: { '@type': HCM_TYPE, stat_prefix: statPrefix, route_config: routeConfig, http_filters: filters } };
+/** `telemetry`: the Mesh's access log and tracing for inbound HCMs (telemetry.ts). */
+function hcm(statPrefix: string, routeConfig: Obj, filters: Obj[], telemetry: Obj): Obj {
+  return { name: HCM_FILTER, typed_config: { '@type': HCM_TYPE, stat_prefix: statPrefix, route_config: routeConfig, http_filters: filters, ...telemetry } };
 }
 
 function tcpFilters(p: Port, rbac: readonly RbacSet[], statPrefix: string): Obj[] {
@@ -103,13 +105,15 @@ function sameRbac(a: readonly RbacSet[], b: readonly RbacSet[]): boolean {
 }
 
 /** The inbound listener and clusters of a Weft proxy whose workload belongs to `own`; undefined when that Service does not exist. */
-export function generateInbound(input: SecurityMeshInput, own: ServiceRef): InboundResult | undefined {
+/** `appHost`: where the application listens (ProxyView.appHost); 127.0.0.1 by default. */
+export function generateInbound(input: SecurityMeshInput, own: ServiceRef, appHost: string = INBOUND_APP_HOST): InboundResult | undefined {
   const svc: Resource<ServiceSpec> | undefined = findService(input, own);
   if (svc === undefined) return undefined;
   const ref = refOf(svc);
   const { trustDomain } = meshSettings(input);
   const policies = policiesFor(input, ref);
   const { mode } = mtlsModeFor(input, ref);
+  const telemetry = hcmTelemetry(input.mesh, 'inbound');
   const ports = svc.spec.ports;
   const httpPorts = ports.filter(isHttp);
   const tcpPorts = ports.filter((p) => !isHttp(p));
@@ -129,7 +133,7 @@ export function generateInbound(input: SecurityMeshInput, own: ServiceRef): Inbo
       const match = { server_names: [tlsSni(ref, p.port)], transport_protocol: 'tls' };
       const prefix = `inbound|${p.port}`;
       const filters = isHttp(p)
-        ? [hcm(prefix, { name: `${INBOUND_ROUTE}|${p.port}`, virtual_hosts: [{ name: prefix, domains: ['*'], routes: [route(p)] }] }, inboundHttpFilters({ jwt: jwt.filter, rbac: rbacHttpFilters(rbac) }))]
+        ? [hcm(prefix, { name: `${INBOUND_ROUTE}|${p.port}`, virtual_hosts: [{ name: prefix, domains: ['*'], routes: [route(p)] }] }, inboundHttpFilters({ jwt: jwt.filter, rbac: rbacHttpFilters(rbac) }), telemetry)]
         : tcpFilters(p, rbac, prefix);
       chains.push({ name: `${prefix}|tls`, filter_chain_match: match, transport_socket: downstreamTlsSocket(isHttp(p) ? ALPN_HTTP : undefined), filters });
     }
@@ -156,7 +160,7 @@ export function generateInbound(input: SecurityMeshInput, own: ServiceRef): Inbo
       chains.push({
         name: 'inbound|http|plaintext',
         ...(Object.keys(match).length > 0 ? { filter_chain_match: match } : {}),
-        filters: [hcm('inbound|http', { name: INBOUND_ROUTE, virtual_hosts: vhosts }, inboundHttpFilters({ jwt: jwt.filter, rbac: rbacHttpFilters(base) }))],
+        filters: [hcm('inbound|http', { name: INBOUND_ROUTE, virtual_hosts: vhosts }, inboundHttpFilters({ jwt: jwt.filter, rbac: rbacHttpFilters(base) }), telemetry)],
       });
     }
     if (tcp !== undefined) {
@@ -177,6 +181,6 @@ export function generateInbound(input: SecurityMeshInput, own: ServiceRef): Inbo
     filter_chains: chains,
   };
   const clusters = new Map<string, ClusterResource>();
-  for (const p of ports) clusters.set(inboundClusterName(targetOf(p)), inboundCluster(p));
+  for (const p of ports) clusters.set(inboundClusterName(targetOf(p)), inboundCluster(p, appHost));
   return { listener, clusters: [...clusters.values(), ...jwt.clusters], notes };
 }

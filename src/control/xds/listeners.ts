@@ -5,6 +5,8 @@ import { LISTENER, TYPE_PREFIX } from '../../xds/type-urls.js';
 import { clusterName, grpcClientListenerName, OUTBOUND_LISTENER, OUTBOUND_PORT, OUTBOUND_ROUTE, parseServerListenerName, TCP_LISTENER_HOST, tcpListenerName, type ServiceRef } from './names.js';
 import { refOf, sortByName, type MeshInput, type ProxyView } from './model.js';
 import { faultFilter, localRateLimitFilter } from './policy/route-policy.js';
+import type { MeshSpec } from '../../api/mesh/mesh.js';
+import { hcmTelemetry } from './telemetry.js';
 
 export type ListenerResource = Record<string, unknown> & { name: string };
 
@@ -26,7 +28,7 @@ function routerFilter(): Record<string, unknown> {
   return { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } };
 }
 
-function rdsHcm(statPrefix: string, routeConfigName: string, used: UsedFilters = NONE): Record<string, unknown> {
+function rdsHcm(statPrefix: string, routeConfigName: string, used: UsedFilters = NONE, telemetry: Record<string, unknown> = {}): Record<string, unknown> {
   const filters: Record<string, unknown>[] = [];
   // Rate limit first: a request over the limit is refused before anything else runs.
   if (used.rateLimit) filters.push(localRateLimitFilter());
@@ -37,6 +39,8 @@ function rdsHcm(statPrefix: string, routeConfigName: string, used: UsedFilters =
     stat_prefix: statPrefix,
     rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: routeConfigName },
     http_filters: filters,
+    // access_log / tracing from the Mesh (telemetry.ts).
+    ...telemetry,
   };
 }
 
@@ -58,12 +62,12 @@ export function generateGrpcClientListeners(input: MeshInput, used: (routeConfig
 }
 
 /** Weft proxy's outbound listener: 0.0.0.0:15001, every visible Service through RDS `outbound`. */
-export function generateOutboundListener(used: UsedFilters = NONE): ListenerResource {
+export function generateOutboundListener(used: UsedFilters = NONE, mesh?: Resource<MeshSpec>): ListenerResource {
   return {
     '@type': LISTENER,
     name: OUTBOUND_LISTENER,
     address: { socket_address: { address: '0.0.0.0', port_value: OUTBOUND_PORT } },
-    default_filter_chain: { filters: [{ name: HCM_FILTER, typed_config: rdsHcm('outbound', OUTBOUND_ROUTE, used) }] },
+    default_filter_chain: { filters: [{ name: HCM_FILTER, typed_config: rdsHcm('outbound', OUTBOUND_ROUTE, used, hcmTelemetry(mesh, 'outbound')) }] },
   };
 }
 

@@ -4,6 +4,8 @@ import type { WorkloadSpec } from '../../api/workload/workload.js';
 import type { HTTPRouteSpec } from '../../api/httproute/httproute.js';
 import type { TCPRouteSpec } from '../../api/tcproute/tcproute.js';
 import type { BackendPolicySpec } from '../../api/backendpolicy/backendpolicy.js';
+import type { MeshSpec } from '../../api/mesh/mesh.js';
+import type { SecurityPolicySpec } from '../../api/securitypolicy/securitypolicy.js';
 import type { ServiceRef } from './names.js';
 
 /**
@@ -17,6 +19,9 @@ export interface MeshInput {
   grpcRoutes: readonly Resource<GrpcRouteSpecLike>[];
   tcpRoutes?: readonly Resource<TCPRouteSpec>[];
   backendPolicies?: readonly Resource<BackendPolicySpec>[];
+  /** The Mesh named `default` (trust domain, default mTLS mode); absent: defaults (security/inputs.ts). */
+  mesh?: Resource<MeshSpec>;
+  securityPolicies?: readonly Resource<SecurityPolicySpec>[];
 }
 
 /**
@@ -82,6 +87,29 @@ export interface ProxyView {
    * priority 0, and the endpoint lists are shared with every other such view.
    */
   locality?: ViewLocality;
+  /**
+   * The Service a Weft sidecar serves (node metadata WEFT_SERVICE): its
+   * snapshot adds the inbound listener and clusters of that Service
+   * (inbound.ts). Proxies of one Service share a snapshot; everything but LDS
+   * and CDS is shared with the view without `service` (snapshot-cache.ts).
+   */
+  service?: string;
+  /**
+   * Where the sidecar's inbound clusters deliver (the application's host), when
+   * not 127.0.0.1: a workload registered on another loopback address
+   * (127.0.0.2, …) — several instances of one Service on one machine, as
+   * `weft up` runs them — is reached there, not at its neighbour's app. Any
+   * other workload address keeps 127.0.0.1, so apps that listen on loopback
+   * only (inside a network namespace, say) still get their traffic.
+   */
+  appHost?: string;
+  /**
+   * Proxyless gRPC that has certificate providers in its bootstrap (node
+   * metadata WEFT_GRPC_MTLS, written by `weft bootstrap grpc --cert-dir`): its
+   * clusters and server listeners carry TLS in the shape gRPC understands
+   * (security/grpc-tls.ts). Without it gRPC's snapshots stay plaintext.
+   */
+  grpcMtls?: boolean;
 }
 
 /** A proxy's locality (node.locality), normalized: absent fields are ''. */
@@ -109,6 +137,9 @@ export function viewKey(v: ProxyView): string {
   if (v.locality !== undefined) key += `,locality=${localityKey(v.locality)}`;
   if (v.namespaces !== undefined) key += `,namespaces=${v.namespaces.join('|')}`;
   if (v.dependencies !== undefined) key += `,deps=${v.dependencies.join('|')}`;
+  if (v.service !== undefined) key += `,svc=${v.service}`;
+  if (v.appHost !== undefined) key += `,app=${v.appHost}`;
+  if (v.grpcMtls === true) key += ',mtls';
   return key;
 }
 

@@ -4,11 +4,15 @@ import type { WorkloadSpec } from '../../api/workload/workload.js';
 import type { HTTPRouteSpec } from '../../api/httproute/httproute.js';
 import type { TCPRouteSpec } from '../../api/tcproute/tcproute.js';
 import type { BackendPolicySpec } from '../../api/backendpolicy/backendpolicy.js';
+import { DEFAULT_MESH_NAME, type MeshSpec } from '../../api/mesh/mesh.js';
+import type { SecurityPolicySpec } from '../../api/securitypolicy/securitypolicy.js';
 import type { Logger } from '../../lib/log.js';
 import type { ConfigStore, Watch } from '../../store/types.js';
 import type { WorkloadRegistry } from '../registry/workload-registry.js';
-import { CLUSTER_LOAD_ASSIGNMENT } from '../../xds/type-urls.js';
-import { buildSnapshot, endpointEntry, type Snapshot, type SnapshotEntry } from './snapshot.js';
+import { CLUSTER_LOAD_ASSIGNMENT, SECRET } from '../../xds/type-urls.js';
+import { rootCaSecret, type TrustBundleSource } from './sds.js';
+import { buildSnapshot, endpointEntry, securedFor, type Snapshot, type SnapshotEntry } from './snapshot.js';
+import { serviceTlsKey, serviceTlsOf, type ServiceTls } from './security/mesh-tls.js';
 import { endpointsOf } from './endpoints.js';
 import { inScope, isMember, localityKey, viewKey, WorkloadIndex, type GrpcRouteSpecLike, type MeshInput, type ProxyView, type ViewLocality } from './model.js';
 
@@ -17,7 +21,7 @@ export const DEFAULT_DEBOUNCE_MS = 100;
 export const MAX_WAIT_WINDOWS = 3;
 
 /** Kinds that change xDS output; changes to others do not rebuild anything. */
-const RELEVANT_KINDS = new Set(['Service', 'Workload', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'BackendPolicy']);
+const RELEVANT_KINDS = new Set(['Service', 'Workload', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'BackendPolicy', 'Mesh', 'SecurityPolicy']);
 
 export type SnapshotListener = (s: Snapshot) => void;
 
@@ -39,6 +43,13 @@ export interface SnapshotCacheOptions {
   log?: Logger;
   /** Changes within this window are translated once (default 100 ms). */
   debounceMs?: number;
+  /**
+   * The trust bundle: every snapshot then carries the `ROOTCA` Secret (sds.ts),
+   * for proxies whose TLS contexts name it with `sds_config: {ads: {}}`; a
+   * bundle change (root rotation) is a full change. The workload's own
+   * certificate (`default`) is never served: its key stays on the workload.
+   */
+  bundle?: TrustBundleSource;
 }
 
 /**
@@ -63,8 +74,16 @@ export interface SnapshotCacheOptions {
  *   keeps its previous snapshot's CDS, LDS and RDS tables and gets a new EDS
  *   table with just the affected entries replaced; a view none of whose
  *   Services changed keeps its snapshot and is not notified;
- * - any other change (Service, routes, policies) retranslates every view, still
- *   reusing the EDS entries of untouched Services.
+ *   — unless a changed workload changes what clusters towards its Service
+ *   say about mTLS (which endpoints answer it, which identities they
+ *   present: security/mesh-tls.ts), which then counts as a full change;
+ * - any other change (Service, routes, policies, Mesh, SecurityPolicy)
+ *   retranslates every view, still reusing the EDS entries of untouched
+ *   Services;
+ * - a view with a `service` (a sidecar's own Service) is the view without it
+ *   plus its inbound listener and clusters (snapshot.ts securedFor): the part
+ *   without it is translated once per rebuild and shared (same tables) by
+ *   the views of every Service.
  */
 export class SnapshotCache {
   private readonly objects = new Map<string, Resource>();
@@ -72,6 +91,7 @@ export class SnapshotCache {
   private readonly debounceMs: number;
   private watch?: Watch;
   private unsubscribeRegistry?: () => void;
+  private unsubscribeBundle?: () => void;
   private timer?: NodeJS.Timeout;
   private firstDirtyAt = 0;
   private input: MeshInput = { services: [], workloads: [], httpRoutes: [], grpcRoutes: [], tcpRoutes: [], backendPolicies: [] };
@@ -81,6 +101,10 @@ export class SnapshotCache {
   private index = new WorkloadIndex([]);
   /** Workloads of `input`, by key (to find what changed at the next rebuild). */
   private workloadsByKey = new Map<string, Resource<WorkloadSpec>>();
+  /** ServiceTls per Service (namespace/name), for the current input; cleared with the Service's EDS. */
+  private tls = new Map<string, { svc: Resource<ServiceSpec>; tls: ServiceTls }>();
+  /** Snapshots of views without `service`, for the rebuild under way (see build). */
+  private shared = new Map<string, Snapshot>();
   /**
    * EDS entries per Service (`ns/name`), then per proxy locality ('' for views
    * without one, shared by all of them); valid for `input`.
@@ -108,6 +132,10 @@ export class SnapshotCache {
       this.schedule();
     });
     this.unsubscribeRegistry = this.opts.registry?.onChange(() => this.schedule());
+    this.unsubscribeBundle = this.opts.bundle?.onBundleChange(() => {
+      this.fullPending = true;
+      this.schedule();
+    });
     this.setInput(this.collect());
   }
 
@@ -115,6 +143,17 @@ export class SnapshotCache {
     this.input = input;
     this.index = new WorkloadIndex(input.workloads);
     this.workloadsByKey = new Map(input.workloads.map((w) => [nsName(w), w]));
+  }
+
+  /** ServiceTls of a Service (cached until it or one of its workloads changes). */
+  private tlsFor(svc: Resource<ServiceSpec>): ServiceTls {
+    const key = nsName(svc);
+    let c = this.tls.get(key);
+    if (c === undefined || c.svc !== svc) {
+      c = { svc, tls: serviceTlsOf(this.input, svc, this.index.membersOf(svc)) };
+      this.tls.set(key, c);
+    }
+    return c.tls;
   }
 
   /** EDS entries of a Service (cached; see the class comment). */
@@ -176,6 +215,7 @@ export class SnapshotCache {
   close(): void {
     this.watch?.close();
     this.unsubscribeRegistry?.();
+    this.unsubscribeBundle?.();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.views.clear();
@@ -213,7 +253,18 @@ export class SnapshotCache {
       for (const svc of this.input.services) if (changed.some((w) => isMember(svc, w))) affected.add(nsName(svc));
     }
     for (const k of affected) this.eds.delete(k);
-    if (full) {
+    // A workload change that changes mTLS towards its Service changes clusters: retranslate.
+    let tlsChanged = false;
+    for (const k of affected) {
+      const old = this.tls.get(k);
+      this.tls.delete(k);
+      const svc = old === undefined ? undefined : this.input.services.find((s) => nsName(s) === k);
+      if (old !== undefined && (svc === undefined || serviceTlsKey(this.tlsFor(svc)) !== serviceTlsKey(old.tls))) tlsChanged = true;
+    }
+    this.shared.clear();
+    if (full || tlsChanged) {
+      // Mesh and trust domain feed every ServiceTls; policies are cheap to redo.
+      if (full) this.tls.clear();
       const live = new Set(this.input.services.map(nsName));
       for (const k of this.eds.keys()) if (!live.has(k)) this.eds.delete(k);
       for (const state of this.views.values()) this.replace(state, () => this.build(state.view));
@@ -281,8 +332,21 @@ export class SnapshotCache {
   }
 
   private build(view: ProxyView): Snapshot {
+    if (view.service !== undefined) {
+      const { service: _own, appHost: _host, ...rest } = view;
+      const key = viewKey(rest);
+      // Cleared at every rebuild, so what it holds was made from the current input.
+      let base = this.shared.get(key);
+      if (base === undefined) {
+        base = this.build(rest);
+        this.shared.set(key, base);
+      }
+      return securedFor(base, this.input, view);
+    }
     this.builds++;
-    return buildSnapshot(this.input, view, (svc) => this.endpointsFor(svc, view.locality));
+    const snap = buildSnapshot(this.input, view, (svc) => this.endpointsFor(svc, view.locality), (svc) => this.tlsFor(svc));
+    const bundle = this.opts.bundle?.bundlePem();
+    return bundle === undefined ? snap : snap.withAdded(new Map([[SECRET, [rootCaSecret(bundle)]]]));
   }
 
   private collect(): MeshInput {
@@ -292,6 +356,8 @@ export class SnapshotCache {
     const grpcRoutes: Resource<GrpcRouteSpecLike>[] = [];
     const tcpRoutes: Resource<TCPRouteSpec>[] = [];
     const backendPolicies: Resource<BackendPolicySpec>[] = [];
+    const securityPolicies: Resource<SecurityPolicySpec>[] = [];
+    let mesh: Resource<MeshSpec> | undefined;
     const stored = new Set<string>();
     for (const o of this.objects.values()) {
       switch (o.kind) {
@@ -314,12 +380,18 @@ export class SnapshotCache {
         case 'BackendPolicy':
           backendPolicies.push(o as Resource<BackendPolicySpec>);
           break;
+        case 'SecurityPolicy':
+          securityPolicies.push(o as Resource<SecurityPolicySpec>);
+          break;
+        case 'Mesh':
+          if (o.metadata.name === DEFAULT_MESH_NAME) mesh = o as Resource<MeshSpec>;
+          break;
       }
     }
     for (const w of this.opts.registry?.list() ?? []) {
       if (!stored.has(`${w.metadata.namespace ?? 'default'}/${w.metadata.name}`)) workloads.push(w);
     }
-    return { services, workloads, httpRoutes, grpcRoutes, tcpRoutes, backendPolicies };
+    return { services, workloads, httpRoutes, grpcRoutes, tcpRoutes, backendPolicies, securityPolicies, ...(mesh !== undefined ? { mesh } : {}) };
   }
 }
 

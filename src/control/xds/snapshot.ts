@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER, PUSH_ORDER, ROUTE_CONFIGURATION, type XdsTypeUrl } from '../../xds/type-urls.js';
 import { generateClusters } from './clusters.js';
+import { clusterName } from './names.js';
 import { generateEndpoints } from './endpoints.js';
 import { generateGrpcClientListeners, generateOutboundListener, generateServerListener, generateTcpListeners } from './listeners.js';
 import { PolicyIndex } from './policy/index.js';
@@ -8,7 +9,10 @@ import { filtersUsed } from './policy/route-policy.js';
 import { attachRoutes, generateGrpcRouteConfigs, generateOutboundRouteConfig } from './routes.js';
 import type { Resource } from '../../api/types.js';
 import type { ServiceSpec } from '../../api/service/service.js';
-import { inScope, isScoped, sortByName, type MeshInput, type ProxyView } from './model.js';
+import { inScope, isScoped, refOf, sortByName, WorkloadIndex, type MeshInput, type ProxyView } from './model.js';
+import { generateInbound } from './inbound.js';
+import { mtlsModeFor } from './security/inputs.js';
+import { applyMeshTls, grpcDownstreamTlsSocket, serviceTlsOf, type ServiceTls } from './security/mesh-tls.js';
 
 export type XdsResource = Record<string, unknown>;
 
@@ -46,7 +50,15 @@ export function versionOf(entries: readonly SnapshotEntry[]): string {
  * first lookup.
  */
 export class Snapshot {
-  constructor(private readonly tables: ReadonlyMap<XdsTypeUrl, TypeTable>) {}
+  /**
+   * `serverListener` makes the listeners of gRPC servers (names carry their
+   * address; default generateServerListener): a view whose server speaks
+   * mTLS gets them with TLS (securedFor).
+   */
+  constructor(
+    private readonly tables: ReadonlyMap<XdsTypeUrl, TypeTable>,
+    private readonly serverListener: (name: string) => XdsResource | undefined = generateServerListener,
+  ) {}
 
   get(type: XdsTypeUrl, name: string): SnapshotEntry | undefined {
     const t = this.tables.get(type);
@@ -55,7 +67,7 @@ export class Snapshot {
     t.dynamic ??= new Map();
     let dyn = t.dynamic.get(name);
     if (dyn === undefined) {
-      const resource = generateServerListener(name);
+      const resource = this.serverListener(name);
       dyn = resource === undefined ? null : { name, resource, hash: contentHash(resource) };
       t.dynamic.set(name, dyn);
     }
@@ -85,7 +97,31 @@ export class Snapshot {
     }
     const tables = new Map(this.tables);
     tables.set(CLUSTER_LOAD_ASSIGNMENT, { byName, wildcard: [], version: versionOf([...byName.values()]) });
-    return new Snapshot(tables);
+    return new Snapshot(tables, this.serverListener);
+  }
+
+  /**
+   * This snapshot plus some resources (wildcard ones: Weft's proxy receives
+   * them), sharing every table it does not add to; `serverListener` replaces
+   * how gRPC server listeners are made (the LDS table is then new, so its
+   * dynamic listeners are not shared with this snapshot).
+   */
+  withAdded(add: ReadonlyMap<XdsTypeUrl, readonly XdsResource[]>, serverListener?: (name: string) => XdsResource | undefined): Snapshot {
+    const tables = new Map(this.tables);
+    const types = new Set(add.keys());
+    if (serverListener !== undefined) types.add(LISTENER);
+    for (const type of types) {
+      const old = this.tables.get(type);
+      const byName = new Map(old?.byName);
+      const wildcard = [...(old?.wildcard ?? [])];
+      for (const resource of add.get(type) ?? []) {
+        const name = String(resource.name);
+        if (!byName.has(name)) wildcard.push(name);
+        byName.set(name, { name, resource, hash: contentHash(resource) });
+      }
+      tables.set(type, { byName, wildcard, version: versionOf([...byName.values()]) });
+    }
+    return new Snapshot(tables, serverListener ?? this.serverListener);
   }
 
   wildcard(type: XdsTypeUrl): SnapshotEntry[] {
@@ -141,12 +177,53 @@ export function endpointEntry(cla: XdsResource): SnapshotEntry {
   return { name: String(cla.cluster_name), resource: cla, hash: contentHash(cla) };
 }
 
+/** What clusters towards a Service need to know of its endpoints (security/mesh-tls.ts); the cache computes it once per rebuild. */
+export type ServiceTlsSource = (service: Resource<ServiceSpec>) => ServiceTls;
+
+/** ServiceTlsSource computed from the input alone (golden tests, callers without a cache). */
+export function serviceTlsFromInput(input: MeshInput): ServiceTlsSource {
+  let index: WorkloadIndex | undefined;
+  return (svc) => serviceTlsOf(input, svc, (index ??= new WorkloadIndex(input.workloads)).membersOf(svc));
+}
+
 /**
  * Translate the mesh, as one view sees it, into xDS resources. Only the
  * Services in the view's scope are translated. `endpoints`, when given,
  * supplies the EDS entries of each Service instead of translating them here.
+ * The view's own Service (`view.service`) is left to securedFor: this is the
+ * part proxies of every Service of a view share.
  */
-export function buildSnapshot(input: MeshInput, view: ProxyView, endpoints?: EndpointSource): Snapshot {
+export function buildSnapshot(input: MeshInput, view: ProxyView, endpoints?: EndpointSource, tls?: ServiceTlsSource): Snapshot {
+  const base = buildSharedSnapshot(input, view, endpoints, tls ?? serviceTlsFromInput(input));
+  return view.service === undefined ? base : securedFor(base, input, view);
+}
+
+/**
+ * The resources that depend on the proxy's own Service, over `base` (the
+ * snapshot of the same view without `service`): a Weft sidecar gets its
+ * inbound listener and clusters (inbound.ts); a proxyless gRPC server with
+ * mesh certificates gets server listeners with mTLS unless its Service's mode
+ * is DISABLE. `input` is the whole mesh (RBAC names Services of any namespace).
+ */
+export function securedFor(base: Snapshot, input: MeshInput, view: ProxyView): Snapshot {
+  if (view.service === undefined) return base;
+  const own = { namespace: view.namespace, name: view.service };
+  if (view.client === 'grpc') {
+    if (view.grpcMtls !== true || mtlsModeFor(input, own).mode === 'DISABLE') return base;
+    const socket = grpcDownstreamTlsSocket();
+    return base.withAdded(new Map(), (name) => {
+      const l = generateServerListener(name);
+      if (l === undefined) return undefined;
+      return { ...l, default_filter_chain: { ...(l.default_filter_chain as Record<string, unknown>), transport_socket: socket } };
+    });
+  }
+  const inbound = generateInbound(input, own, view.appHost);
+  if (inbound === undefined) return base;
+  return base.withAdded(new Map<XdsTypeUrl, XdsResource[]>([[LISTENER, [inbound.listener]], [CLUSTER, inbound.clusters]]));
+}
+
+function buildSharedSnapshot(input: MeshInput, view: ProxyView, endpoints: EndpointSource | undefined, tls: ServiceTlsSource): Snapshot {
+  const whole = input;
   input = scopedInput(input, view);
   const attached = attachRoutes(input);
   const policies = new PolicyIndex(input);
@@ -155,7 +232,7 @@ export function buildSnapshot(input: MeshInput, view: ProxyView, endpoints?: End
   const grpcUsed = new Map(grpcRoutes.map((r) => [r.name, filtersUsed(r)]));
   const listeners = [
     ...generateGrpcClientListeners(input, (name) => grpcUsed.get(name) ?? { fault: false, rateLimit: false }),
-    generateOutboundListener(filtersUsed(outboundRoutes)),
+    generateOutboundListener(filtersUsed(outboundRoutes), input.mesh),
     ...generateTcpListeners(input, view),
   ];
   const routes = [...grpcRoutes, outboundRoutes];
@@ -166,9 +243,20 @@ export function buildSnapshot(input: MeshInput, view: ProxyView, endpoints?: End
     for (const svc of sortByName(input.services)) for (const e of endpoints(svc)) byName.set(e.name, e);
     eds = { byName, wildcard: [], version: versionOf([...byName.values()]) };
   }
+  // Proxyless gRPC gets clusters degraded to what it accepts (policy/cluster-policy.ts).
+  const flavour = view.client === 'grpc' ? 'grpc' : 'envoy';
+  const clusters = generateClusters(input, flavour);
+  // mTLS towards endpoints that answer it; proxyless gRPC only when it has certificates.
+  if (flavour === 'envoy' || view.grpcMtls === true) {
+    const ports = new Map<string, { svc: Resource<ServiceSpec>; port: number }>();
+    for (const svc of input.services) for (const p of svc.spec.ports) ports.set(clusterName(refOf(svc), p.port), { svc, port: p.port });
+    for (const c of clusters) {
+      const at = ports.get(c.name);
+      if (at !== undefined) applyMeshTls(c, whole, at.svc, at.port, tls(at.svc), flavour);
+    }
+  }
   const tables = new Map<XdsTypeUrl, TypeTable>([
-    // Proxyless gRPC gets clusters degraded to what it accepts (policy/cluster-policy.ts).
-    [CLUSTER, table(generateClusters(input, view.client === 'grpc' ? 'grpc' : 'envoy'), byName, () => true)],
+    [CLUSTER, table(clusters, byName, () => true)],
     [CLUSTER_LOAD_ASSIGNMENT, eds],
     // Wildcard LDS is Weft's proxy: it gets its own listeners, not gRPC's api_listeners.
     [LISTENER, table(listeners, byName, (r) => r.api_listener === undefined)],

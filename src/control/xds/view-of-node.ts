@@ -1,6 +1,7 @@
 import type { XdsNode } from '../registry/workload-registry.js';
-import { META, structToJson } from '../registry/node-metadata.js';
+import { META, metaFlag, parseInboundPort, structToJson } from '../registry/node-metadata.js';
 import { localityOf, scopeOf, type ProxyView } from './model.js';
+import { INBOUND_APP_HOST } from './names.js';
 
 /**
  * The view a connecting xDS client gets, from its node: namespace, scope, client
@@ -19,5 +20,27 @@ export function viewOfNode(node: XdsNode): ProxyView {
   // Locality failover: EDS priorities relative to node.locality (endpoints.ts); none = all at priority 0.
   const locality = localityOf(node.locality);
   if (locality !== undefined) view.locality = locality;
+  // Security (security/mesh-tls.ts): only clients that can serve it get it, so
+  // older proxies (no inbound listener) and plain gRPC keep their snapshots.
+  const service = meta[META.service];
+  const named = typeof service === 'string' && service !== '' ? service : undefined;
+  if (view.client === 'grpc') {
+    if (metaFlag(meta[META.grpcMtls])) {
+      view.grpcMtls = true;
+      if (named !== undefined) view.service = named;
+    }
+  } else if (named !== undefined && hasInboundPort(meta[META.inboundPort])) {
+    view.service = named;
+    const address = meta[META.address];
+    if (typeof address === 'string' && /^127\./.test(address) && address !== INBOUND_APP_HOST) view.appHost = address;
+  }
   return view;
+}
+
+function hasInboundPort(v: Parameters<typeof parseInboundPort>[0]): boolean {
+  try {
+    return parseInboundPort(v) !== undefined;
+  } catch {
+    return false;
+  }
 }

@@ -1,8 +1,9 @@
 /** Cluster → ClusterConfig. */
 import { compileLoadAssignment } from './compile-endpoints.js';
-import { arr, durationMs, enumStr, fail, num, obj, optObj, str, typedConfig } from './proto-values.js';
+import { arr, durationMs, enumStr, fail, num, obj, optObj, str } from './proto-values.js';
 import { compileHealthCheck, compileOutlier } from './compile-health.js';
 import type { ClusterConfig, LbPolicy } from './types.js';
+import { compileUpstreamTls } from '../tls/compile-tls.js';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const LB_POLICIES: readonly LbPolicy[] = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'];
@@ -26,11 +27,8 @@ export function compileCluster(v: unknown, path = ''): ClusterConfig {
   if (c.load_balancing_policy !== undefined) fail(at('load_balancing_policy'), 'typed load balancing policies are not supported; use lb_policy');
   const lbPolicy = enumStr(c.lb_policy, at('lb_policy'), ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV', 'CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG'] as const, 'ROUND_ROBIN');
   if (!(LB_POLICIES as readonly string[]).includes(lbPolicy)) fail(at('lb_policy'), `${lbPolicy} is not supported`);
-  if (c.transport_socket !== undefined) {
-    const ts = obj(c.transport_socket, at('transport_socket'));
-    const t = ts.typed_config === undefined ? undefined : typedConfig(ts.typed_config, at('transport_socket.typed_config')).type;
-    if (t !== 'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer') fail(at('transport_socket'), 'upstream TLS is not supported yet');
-  }
+  if (c.transport_socket_matches !== undefined && arr(c.transport_socket_matches, at('transport_socket_matches')).length > 0) fail(at('transport_socket_matches'), 'not supported (use transport_socket)');
+  const tls = c.transport_socket === undefined ? undefined : compileUpstreamTls(c.transport_socket, at('transport_socket'));
   let protocol: 'http1' | 'http2' = c.http2_protocol_options !== undefined ? 'http2' : 'http1';
   const tepo = optObj(c.typed_extension_protocol_options, at('typed_extension_protocol_options'));
   for (const [k, val] of Object.entries(tepo ?? {})) {
@@ -114,6 +112,7 @@ export function compileCluster(v: unknown, path = ''): ClusterConfig {
     localityWeighted,
     protocol,
     loadAssignment: kind === 'STATIC' ? loadAssignment : undefined,
+    tls,
   });
 }
 

@@ -1,9 +1,13 @@
 /** Listener (+ HttpConnectionManager | TcpProxy, optionally behind ConnectionLimit) → CompiledListener. */
 import { compileRouteConfig } from './compile-route.js';
+import { compileAccessLogs } from '../observability/access-log.js';
+import { compileTracing } from '../observability/tracing.js';
 import { DEFAULT_FILTER_DEPS, findFilter } from '../filters/registry.js';
+import { attachNetworkRbac, compileNetworkRbac, NETWORK_RBAC_TYPE, type NetworkRbacFilter } from '../filters/rbac/network.js';
 import type { ChainEntry } from '../filters/types.js';
 import { arr, bool, durationMs, enumStr, fail, num, obj, socketAddress, str, typedConfig } from './proto-values.js';
-import type { CompiledListener, HttpConnectionManagerConfig, ProtoJson, TcpProxyConfig } from './types.js';
+import type { CompiledFilterChain, CompiledListener, FilterChainMatch, HttpConnectionManagerConfig, ProtoJson, TcpProxyConfig } from './types.js';
+import { compileDownstreamTls } from '../tls/compile-tls.js';
 
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
@@ -80,6 +84,8 @@ function compileHcm(fields: ProtoJson, path: string): HttpConnectionManagerConfi
     maxHeadersCount,
     upgradeTypes,
     httpFilters,
+    accessLogs: fields.access_log === undefined ? [] : compileAccessLogs(fields.access_log, `${path}.access_log`),
+    tracing: fields.tracing === undefined ? undefined : compileTracing(fields.tracing, `${path}.tracing`),
   });
 }
 
@@ -113,27 +119,45 @@ function compileTcpProxy(fields: ProtoJson, path: string): TcpProxyConfig {
   });
 }
 
-/** Returns undefined for listeners a sidecar does not bind (api_listener, for proxyless gRPC). */
-export function compileListener(v: unknown, path = ''): CompiledListener | undefined {
-  const l = obj(v, path || 'listener');
-  const at = (s: string): string => (path === '' ? s : `${path}.${s}`);
-  const name = str(l.name, at('name'));
-  if (l.api_listener !== undefined) return undefined;
-  if (l.address === undefined) fail(at('address'), 'is required');
-  const { host, port } = socketAddress(l.address, at('address'));
-  if (arr(l.listener_filters, at('listener_filters')).length > 0) fail(at('listener_filters'), 'not supported yet');
-  const chains = arr(l.filter_chains, at('filter_chains'));
-  const all = l.default_filter_chain === undefined ? chains : [...chains, l.default_filter_chain];
-  if (all.length !== 1) fail(at('filter_chains'), 'exactly one filter chain is supported for now');
-  const chainPath = chains.length === 1 ? at('filter_chains[0]') : at('default_filter_chain');
-  const chain = obj(all[0], chainPath);
-  if (chain.transport_socket !== undefined) fail(`${chainPath}.transport_socket`, 'TLS listeners are not supported yet');
-  const match = obj(chain.filter_chain_match ?? {}, `${chainPath}.filter_chain_match`);
-  if (Object.keys(match).length > 0) fail(`${chainPath}.filter_chain_match`, 'filter chain matching is not supported yet');
+const TLS_INSPECTOR = 'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
+const HTTP_INSPECTOR = 'envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
+const LISTENER_FILTER_NAMES: Readonly<Record<string, string>> = {
+  'envoy.filters.listener.tls_inspector': TLS_INSPECTOR,
+  'envoy.filters.listener.http_inspector': HTTP_INSPECTOR,
+};
+const MATCH_FIELDS = new Set(['destination_port', 'server_names', 'transport_protocol', 'application_protocols']);
+
+function compileMatch(v: unknown, path: string): FilterChainMatch {
+  const m = obj(v ?? {}, path);
+  for (const [k, val] of Object.entries(m)) {
+    if (val === undefined || val === null || (Array.isArray(val) && val.length === 0) || MATCH_FIELDS.has(k)) continue;
+    fail(`${path}.${k}`, 'not supported (destination_port, server_names, transport_protocol and application_protocols are)');
+  }
+  const tp = m.transport_protocol === undefined || m.transport_protocol === '' ? undefined : str(m.transport_protocol, `${path}.transport_protocol`);
+  if (tp !== undefined && tp !== 'tls' && tp !== 'raw_buffer') fail(`${path}.transport_protocol`, 'must be "tls" or "raw_buffer"');
+  const port = m.destination_port === undefined ? undefined : num(m.destination_port, `${path}.destination_port`, 0);
+  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) fail(`${path}.destination_port`, 'must be a port (1-65535)');
+  return Object.freeze({
+    destinationPort: port,
+    serverNames: Object.freeze(arr(m.server_names, `${path}.server_names`).map((n, i) => str(n, `${path}.server_names[${i}]`).toLowerCase())),
+    transportProtocol: tp as 'tls' | 'raw_buffer' | undefined,
+    applicationProtocols: Object.freeze(arr(m.application_protocols, `${path}.application_protocols`).map((n, i) => str(n, `${path}.application_protocols[${i}]`))),
+  });
+}
+
+function compileChain(v: unknown, chainPath: string, fallbackName: string, isDefault: boolean): CompiledFilterChain {
+  const chain = obj(v, chainPath);
+  const name = chain.name === undefined || chain.name === '' ? fallbackName : str(chain.name, `${chainPath}.name`);
+  const match = isDefault ? compileMatch({}, chainPath) : compileMatch(chain.filter_chain_match, `${chainPath}.filter_chain_match`);
+  if (isDefault && chain.filter_chain_match !== undefined && Object.keys(obj(chain.filter_chain_match, `${chainPath}.filter_chain_match`)).length > 0) {
+    fail(`${chainPath}.filter_chain_match`, 'the default filter chain takes no match');
+  }
+  const tls = chain.transport_socket === undefined ? undefined : compileDownstreamTls(chain.transport_socket, `${chainPath}.transport_socket`);
   const filters = arr(chain.filters, `${chainPath}.filters`);
   let maxConnections: number | undefined;
   let hcm: HttpConnectionManagerConfig | undefined;
   let tcp: TcpProxyConfig | undefined;
+  const networkRbac: NetworkRbacFilter[] = [];
   filters.forEach((f, i) => {
     const fp = `${chainPath}.filters[${i}]`;
     const { type, fields } = typedConfig(obj(f, fp).typed_config, `${fp}.typed_config`);
@@ -148,10 +172,51 @@ export function compileListener(v: unknown, path = ''): CompiledListener | undef
       hcm = compileHcm(fields, `${fp}.typed_config`);
     } else if (type === TCP_PROXY_TYPE && last) {
       tcp = compileTcpProxy(fields, `${fp}.typed_config`);
+    } else if (type === NETWORK_RBAC_TYPE && !last) {
+      networkRbac.push(compileNetworkRbac(String(obj(f, fp).name ?? type), fields, `${fp}.typed_config`));
     } else {
       fail(`${fp}.typed_config`, `network filter ${type} is not supported here (supported: an optional ConnectionLimit, then ${HCM_TYPE} or ${TCP_PROXY_TYPE} last)`);
     }
   });
   if (hcm === undefined && tcp === undefined) fail(`${chainPath}.filters`, 'needs a terminal network filter (HTTP connection manager or TCP proxy)');
-  return Object.freeze({ name, host, port, hcm, tcp, maxConnections });
+  if (networkRbac.length > 0 && tcp === undefined) fail(`${chainPath}.filters`, 'network RBAC is supported in front of tcp_proxy only (use the HTTP RBAC filter in the HCM)');
+  if (tcp !== undefined) attachNetworkRbac(tcp, networkRbac);
+  return Object.freeze({ name, match, isDefault, tls, hcm, tcp, maxConnections });
+}
+
+/** Returns undefined for listeners a sidecar does not bind (api_listener, for proxyless gRPC). */
+export function compileListener(v: unknown, path = ''): CompiledListener | undefined {
+  const l = obj(v, path || 'listener');
+  const at = (s: string): string => (path === '' ? s : `${path}.${s}`);
+  const name = str(l.name, at('name'));
+  if (l.api_listener !== undefined) return undefined;
+  if (l.address === undefined) fail(at('address'), 'is required');
+  const { host, port } = socketAddress(l.address, at('address'));
+  // tls_inspector / http_inspector are what Weft's peek does; they need no config.
+  arr(l.listener_filters, at('listener_filters')).forEach((f, i) => {
+    const fp = at(`listener_filters[${i}]`);
+    const o = obj(f, fp);
+    const type = o.typed_config === undefined ? LISTENER_FILTER_NAMES[str(o.name, `${fp}.name`)] : typedConfig(o.typed_config, `${fp}.typed_config`).type;
+    if (type !== TLS_INSPECTOR && type !== HTTP_INSPECTOR) fail(fp, `listener filter ${type ?? String(o.name)} is not supported (tls_inspector and http_inspector are)`);
+  });
+  const raw = arr(l.filter_chains, at('filter_chains'));
+  const chains = raw.map((c, i) => compileChain(c, at(`filter_chains[${i}]`), `filter_chains[${i}]`, false));
+  if (l.default_filter_chain !== undefined) chains.push(compileChain(l.default_filter_chain, at('default_filter_chain'), 'default_filter_chain', true));
+  if (chains.length === 0) fail(at('filter_chains'), 'needs at least one filter chain');
+  const names = new Set<string>();
+  for (const c of chains) {
+    if (names.has(c.name)) fail(at('filter_chains'), `two filter chains are named ${JSON.stringify(c.name)}`);
+    names.add(c.name);
+  }
+  const seen = new Set<string>();
+  for (const c of chains) {
+    if (c.isDefault) continue;
+    const key = JSON.stringify(c.match);
+    if (seen.has(key)) fail(at('filter_chains'), `two filter chains have the same filter_chain_match (${key}); Envoy refuses that too`);
+    seen.add(key);
+  }
+  const inspect = chains.some((c) => c.match.transportProtocol !== undefined || c.match.serverNames.length > 0 || c.match.applicationProtocols.length > 0);
+  const first = chains[0]!;
+  const direction = l.traffic_direction === undefined ? undefined : enumStr(l.traffic_direction, at('traffic_direction'), ['UNSPECIFIED', 'INBOUND', 'OUTBOUND'], 'UNSPECIFIED');
+  return Object.freeze({ name, host, port, hcm: first.hcm, tcp: first.tcp, maxConnections: first.maxConnections, chains: Object.freeze(chains), inspect, direction });
 }

@@ -326,7 +326,19 @@ function compilePerFilter(v: unknown, path: string): ReadonlyMap<string, unknown
 }
 
 /** Virtual-host settings a route inherits. */
-interface VhostDefaults { readonly retry: RetryPolicy | undefined; readonly bufferLimitBytes: number }
+interface VhostDefaults {
+  readonly retry: RetryPolicy | undefined;
+  readonly bufferLimitBytes: number;
+  /** typed_per_filter_config of the virtual host and route config: a route's own entry wins, per filter (Envoy: most specific). */
+  readonly perFilter: ReadonlyMap<string, unknown>;
+}
+
+/** `outer` overridden by `inner`, filter by filter. */
+function mergePerFilter(outer: ReadonlyMap<string, unknown>, inner: ReadonlyMap<string, unknown>): ReadonlyMap<string, unknown> {
+  if (outer.size === 0) return inner;
+  if (inner.size === 0) return outer;
+  return new Map([...outer, ...inner]);
+}
 
 /** Envoy buffers up to the connection's buffer limit (1 MiB by default) for retries. */
 const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
@@ -339,7 +351,7 @@ function compileRoute(v: unknown, path: string, vhost: VhostDefaults): CompiledR
   }
   return Object.freeze({
     name: r.name === undefined ? '' : str(r.name, `${path}.name`),
-    perFilter: compilePerFilter(r.typed_per_filter_config, `${path}.typed_per_filter_config`),
+    perFilter: mergePerFilter(vhost.perFilter, compilePerFilter(r.typed_per_filter_config, `${path}.typed_per_filter_config`)),
     path: compilePathMatch(m, `${path}.match`),
     headers: arr(m.headers, `${path}.match.headers`).map((h, i) => compileHeaderMatcher(h, `${path}.match.headers[${i}]`)),
     query: arr(m.query_parameters, `${path}.match.query_parameters`).map((q, i) => compileQueryMatcher(q, `${path}.match.query_parameters[${i}]`)),
@@ -365,6 +377,7 @@ export function compileRouteConfig(v: unknown, path = ''): CompiledRouteConfig {
   const prefixes: [string, CompiledVirtualHost][] = [];
   let catchAll: CompiledVirtualHost | undefined;
   const seen = new Set<string>();
+  const rcPerFilter = compilePerFilter(rc.typed_per_filter_config, at('typed_per_filter_config'));
   const vhosts = arr(rc.virtual_hosts, at('virtual_hosts')).map((x, i) => {
     const p = at(`virtual_hosts[${i}]`);
     const vh = obj(x, p);
@@ -374,6 +387,7 @@ export function compileRouteConfig(v: unknown, path = ''): CompiledRouteConfig {
     const vhost: VhostDefaults = {
       retry: vh.retry_policy === undefined ? undefined : compileRetryPolicy(vh.retry_policy, `${p}.retry_policy`),
       bufferLimitBytes: num(vh.per_request_buffer_limit_bytes, `${p}.per_request_buffer_limit_bytes`, DEFAULT_BUFFER_LIMIT),
+      perFilter: mergePerFilter(rcPerFilter, compilePerFilter(vh.typed_per_filter_config, `${p}.typed_per_filter_config`)),
     };
     const compiled: CompiledVirtualHost = Object.freeze({
       name: vh.name === undefined ? '' : str(vh.name, `${p}.name`),

@@ -31,7 +31,8 @@ describe('clusters', () => {
     refuses(() => compileCluster({ name: 'a', type: 'EDS', lb_policy: 'MAGLEV', maglev_lb_config: { table_size: 100 } }), /must be a prime/);
     refuses(() => compileCluster({ name: 'a', type: 'EDS', lb_policy: 'CLUSTER_PROVIDED' }), /CLUSTER_PROVIDED is not supported/);
     refuses(() => compileCluster({ name: 'a', type: 'STRICT_DNS' }), /STRICT_DNS clusters are not supported/);
-    refuses(() => compileCluster({ name: 'a', type: 'EDS', transport_socket: { name: 'tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext' } } }), /upstream TLS/);
+    // Upstream TLS without trusted CAs would mean an unverified peer: refused (src/proxy/tls/compile-tls.ts).
+    refuses(() => compileCluster({ name: 'a', type: 'EDS', transport_socket: { name: 'tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext' } } }), /needs a validation context/);
   });
 });
 
@@ -79,6 +80,25 @@ describe('resilience fields from the control plane (policy-proxy golden)', () =>
     assert.ok(retries.some((r) => r.retriableRequestHeaders.length === 1 && r.retriableRequestHeaders[0]!.name === ':method' && r.retriableRequestHeaders[0]!.invert));
     const perFilter = rc.virtualHosts.flatMap((vh) => vh.routes).flatMap((r) => [...r.perFilter.keys()]);
     assert.ok(perFilter.includes('envoy.filters.http.fault') && perFilter.includes('envoy.filters.http.local_ratelimit'));
+  });
+  test('per-filter config on the virtual host and route config reaches routes; the route\'s own entry wins', () => {
+    const fault = (ms: number): unknown => ({ '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault', delay: { fixed_delay: `${ms / 1000}s`, percentage: { numerator: 100 } } });
+    const rc = compileRouteConfig({
+      name: 'r',
+      typed_per_filter_config: { 'envoy.filters.http.fault': fault(1000) },
+      virtual_hosts: [
+        { name: 'a', domains: ['a'], typed_per_filter_config: { 'envoy.filters.http.fault': fault(2000) }, routes: [
+          { match: { prefix: '/own' }, route: { cluster: 'c' }, typed_per_filter_config: { 'envoy.filters.http.fault': fault(3000) } },
+          { match: { prefix: '/' }, route: { cluster: 'c' } },
+        ] },
+        { name: 'b', domains: ['b'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c' } }] },
+      ],
+    });
+    const of = (vh: number, r: number): unknown => rc.virtualHosts[vh]!.routes[r]!.perFilter.get('envoy.filters.http.fault');
+    assert.notDeepEqual(of(0, 0), of(0, 1));
+    assert.notDeepEqual(of(0, 1), of(1, 0));
+    assert.ok(of(1, 0) !== undefined, 'the route config level reaches a virtual host without its own');
+    assert.deepEqual(of(0, 0), compileRouteConfig({ virtual_hosts: [{ domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c' }, typed_per_filter_config: { 'envoy.filters.http.fault': fault(3000) } }] }] }).virtualHosts[0]!.routes[0]!.perFilter.get('envoy.filters.http.fault'));
   });
   test('the sidecar listener with local_ratelimit and fault before the router compiles', () => {
     const ls = golden['type.googleapis.com/envoy.config.listener.v3.Listener']!.filter((l) => l.name === 'outbound');
@@ -167,8 +187,8 @@ describe('listeners', () => {
   test('unknown HTTP filters are refused unless optional; the router must be last', () => {
     const fault = { name: 'envoy.filters.http.fault', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } };
     const router = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
-    const jwt = { name: 'envoy.filters.http.jwt_authn', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication' } };
-    refuses(() => compileListener(l(hcm({ http_filters: [jwt, router] }))), /JwtAuthentication is not supported yet/);
+    const jwt = { name: 'envoy.filters.http.ext_authz', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz' } };
+    refuses(() => compileListener(l(hcm({ http_filters: [jwt, router] }))), /ExtAuthz is not supported yet/);
     assert.equal(compileListener(l(hcm({ http_filters: [{ ...jwt, is_optional: true }, router] })))!.hcm!.httpFilters.length, 0);
     assert.deepEqual(compileListener(l(hcm({ http_filters: [fault, router] })))!.hcm!.httpFilters.map((f) => f.name), ['envoy.filters.http.fault']);
     refuses(() => compileListener(l(hcm({ http_filters: [router, { ...fault, is_optional: true }] }))), /router filter must be the last/);

@@ -5,6 +5,8 @@
  */
 import { WeftError } from '../../lib/errors.js';
 import type { ProtoJson } from './types.js';
+// A cycle (oneof-markers.ts uses isObject from here), harmless: used only inside functions.
+import { stripOneofMarkers } from './oneof-markers.js';
 
 export class ConfigError extends WeftError {
   readonly path: string;
@@ -131,5 +133,6 @@ export function compileRegex(v: unknown, path: string, fullMatch = true, flags =
 export function typedConfig(v: unknown, path: string): { type: string; fields: ProtoJson } {
   const t = obj(v, path);
   const url = str(t['@type'], `${path}.@type`);
-  return { type: url.slice(url.lastIndexOf('/') + 1), fields: t };
+  // Filter configs are read with "exactly one of" checks: proto-loader's oneof markers must not count.
+  return { type: url.slice(url.lastIndexOf('/') + 1), fields: stripOneofMarkers(t) as ProtoJson };
 }

@@ -10,8 +10,9 @@ import { compileCluster } from './compile-cluster.js';
 import { compileLoadAssignment } from './compile-endpoints.js';
 import { compileListener } from './compile-listener.js';
 import { compileRouteConfig } from './compile-route.js';
+import { stripOneofMarkers } from './oneof-markers.js';
 import { ConfigError, isObject } from './proto-values.js';
-import type { ClusterConfig, CompiledListener, CompiledRouteConfig, EndpointAssignment, ProtoJson } from './types.js';
+import type { ClusterConfig, CompiledListener, CompiledRouteConfig, EndpointAssignment, ProtoJson, TlsCertificateSource, TlsValidationSource } from './types.js';
 import type { ClusterManager, ClusterRuntime } from '../upstream/cluster/cluster-manager.js';
 
 export type ResourceKind = 'listener' | 'route' | 'cluster' | 'endpoint';
@@ -63,29 +64,7 @@ function compileOne(kind: ResourceKind, raw: ProtoJson): Compiled {
   }
 }
 
-/** Oneof group names in the Envoy messages Weft reads (from the protos' `oneof NAME {`). */
-const ONEOF_NAMES = new Set(('action action_specifier address address_name_specifier balance_type behavior cluster_discovery_type cluster_specifier ' +
-  'config config_source_specifier config_specifier config_type credential_specifier disposition enabled_specifier engine_type ' +
-  'header_format header_match_specifier health_checker host_identifier host_rewrite_specifier http_upstream_type lb_config ' +
-  'listener_specifier locality_config_specifier match_pattern matcher override override_specifier path_rewrite_specifier ' +
-  'path_specifier policy_specifier port_specifier query_parameter_match_specifier route_specifier rule scheme_rewrite_specifier ' +
-  'selector specifier strip_port_mode target_specifier transformation type validation_context_type value value_specifier value_type kind').split(' '));
-
-/**
- * Drops proto-loader's oneof marker fields (`path_specifier: 'prefix'`, added by
- * `oneofs: true`) so dumps read like Envoy's. A marker is a oneof group name whose
- * string value names a sibling field.
- */
-export function stripOneofMarkers(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(stripOneofMarkers);
-  if (!isObject(v)) return v;
-  const out: ProtoJson = {};
-  for (const [k, val] of Object.entries(v)) {
-    if (typeof val === 'string' && ONEOF_NAMES.has(k) && val !== k && Object.prototype.hasOwnProperty.call(v, val)) continue;
-    out[k] = stripOneofMarkers(val);
-  }
-  return out;
-}
+export { stripOneofMarkers } from './oneof-markers.js';
 
 export class ConfigState {
   private tables: { [K in ResourceKind]: Map<string, Entry<Compiled>> } = {
@@ -168,8 +147,23 @@ export class ConfigState {
     const out = new Set<string>();
     for (const e of this.tables.listener.values()) {
       const l = e.compiled as CompiledListener | undefined;
-      if (l?.hcm?.rdsName !== undefined) out.add(l.hcm.rdsName);
+      for (const c of l?.chains ?? []) if (c.hcm?.rdsName !== undefined) out.add(c.hcm.rdsName);
     }
+    return out;
+  }
+
+  /**
+   * SDS names the TLS listeners and clusters in force refer to, except `default`
+   * (this proxy's own SVID, made here: keys never come over the wire).
+   */
+  wantedSecrets(): Set<string> {
+    const out = new Set<string>();
+    const add = (t: { certificate?: TlsCertificateSource | undefined; validation?: TlsValidationSource | undefined } | undefined): void => {
+      if (t?.certificate?.kind === 'sds' && t.certificate.name !== 'default') out.add(t.certificate.name);
+      if (t?.validation?.kind === 'sds') out.add(t.validation.name);
+    };
+    for (const e of this.tables.listener.values()) for (const c of (e.compiled as CompiledListener | undefined)?.chains ?? []) add(c.tls);
+    for (const e of this.tables.cluster.values()) add((e.compiled as ClusterConfig).tls);
     return out;
   }
 

@@ -6,6 +6,8 @@
  */
 
 import type { ChainEntry } from '../filters/types.js';
+import type { AccessLogConfig } from '../observability/access-log.js';
+import type { TracingConfig } from '../observability/tracing.js';
 
 /** A JSON object as proto-loader produces it (keepCase, json: true). */
 export type ProtoJson = Record<string, unknown>;
@@ -208,6 +210,10 @@ export interface HttpConnectionManagerConfig {
   readonly upgradeTypes: ReadonlySet<string>;
   /** HTTP filters before the router, in order (filters/registry.ts); empty: the router alone. */
   readonly httpFilters: readonly ChainEntry[];
+  /** `access_log` (observability/access-log.ts); empty: none. */
+  readonly accessLogs?: readonly AccessLogConfig[];
+  /** `tracing` with the OpenTelemetry provider (observability/tracing.ts). */
+  readonly tracing?: TracingConfig | undefined;
 }
 
 export interface TcpProxyConfig {
@@ -223,11 +229,75 @@ export interface CompiledListener {
   readonly name: string;
   readonly host: string;
   readonly port: number;
-  /** Exactly one of hcm / tcp is set. */
+  /** The first chain's HCM / TCP proxy (every chain's are in `chains`); at most one of hcm / tcp is set. */
   readonly hcm?: HttpConnectionManagerConfig;
   readonly tcp?: TcpProxyConfig;
-  /** envoy.filters.network.connection_limit max_connections (undefined: no limit). */
+  /** envoy.filters.network.connection_limit max_connections of the first chain (undefined: no limit). */
   readonly maxConnections?: number;
+  /** filter_chains in order, then default_filter_chain (src/proxy/listeners/filter-chain-match.ts picks one per connection). */
+  readonly chains?: readonly CompiledFilterChain[];
+  /** True when a chain matches on transport, SNI or ALPN: the first bytes are peeked (tls_inspector / http_inspector). */
+  readonly inspect?: boolean;
+  /** traffic_direction (INBOUND, OUTBOUND or UNSPECIFIED). */
+  readonly direction?: string;
+}
+
+/** filter_chain_match, the criteria Weft honours (Envoy's order: port, SNI, transport, ALPN). */
+export interface FilterChainMatch {
+  readonly destinationPort?: number | undefined;
+  /** Lower case; `*.example.com` wildcards allowed. */
+  readonly serverNames: readonly string[];
+  readonly transportProtocol?: 'tls' | 'raw_buffer' | undefined;
+  readonly applicationProtocols: readonly string[];
+}
+
+export interface CompiledFilterChain {
+  readonly name: string;
+  readonly match: FilterChainMatch;
+  /** True for the listener's default_filter_chain (used when no chain matches). */
+  readonly isDefault: boolean;
+  readonly tls?: DownstreamTlsConfig | undefined;
+  /** Exactly one of hcm / tcp is set. */
+  readonly hcm?: HttpConnectionManagerConfig | undefined;
+  readonly tcp?: TcpProxyConfig | undefined;
+  readonly maxConnections?: number | undefined;
+}
+
+/** Where a certificate + key come from: PEM given in the config, or an SDS secret (`default` = this proxy's SVID). */
+export type TlsCertificateSource =
+  | { readonly kind: 'inline'; readonly certPem: string; readonly keyPem: string }
+  | { readonly kind: 'sds'; readonly name: string };
+
+/** Where trusted CAs come from: PEM given in the config, or an SDS secret (`ROOTCA` = the mesh trust bundle). */
+export type TlsValidationSource =
+  | { readonly kind: 'inline'; readonly caPem: string }
+  | { readonly kind: 'sds'; readonly name: string };
+
+/** match_typed_subject_alt_names entry of type URI (the SPIFFE ID). */
+export interface SanMatcher {
+  readonly kind: 'exact' | 'prefix';
+  readonly value: string;
+}
+
+/** DownstreamTlsContext (envoy.transport_sockets.tls on a filter chain). */
+export interface DownstreamTlsConfig {
+  readonly certificate: TlsCertificateSource;
+  readonly validation?: TlsValidationSource | undefined;
+  readonly requireClientCertificate: boolean;
+  /** Offered ALPN, in preference order (empty: none). */
+  readonly alpn: readonly string[];
+  /** A client certificate's URI SAN must match one (empty: any verified certificate). */
+  readonly sanMatchers: readonly SanMatcher[];
+}
+
+/** UpstreamTlsContext (envoy.transport_sockets.tls on a cluster). */
+export interface UpstreamTlsConfig {
+  readonly certificate?: TlsCertificateSource | undefined;
+  readonly validation?: TlsValidationSource | undefined;
+  readonly sni?: string | undefined;
+  readonly alpn: readonly string[];
+  /** The server certificate's URI SAN must match one (empty: any certificate the CAs verify). */
+  readonly sanMatchers: readonly SanMatcher[];
 }
 
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
@@ -259,6 +329,8 @@ export interface ClusterConfig {
   readonly protocol: 'http1' | 'http2';
   /** Load assignment given inline (STATIC clusters). */
   readonly loadAssignment?: EndpointAssignment;
+  /** transport_socket envoy.transport_sockets.tls: connect with TLS (src/proxy/tls/upstream-tls.ts). */
+  readonly tls?: UpstreamTlsConfig | undefined;
 }
 
 export type HealthStatus = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';

@@ -6,18 +6,33 @@
  */
 import type { FilterDeps, FilterFactory } from './types.js';
 import { faultFactory } from './fault/filter.js';
+import { jwtFactory } from './jwt/filter.js';
 import { localRateLimitFactory } from './local-ratelimit/filter.js';
+import { rbacFactory } from './rbac/filter.js';
 
-export const HTTP_FILTERS: ReadonlyMap<string, FilterFactory> = new Map([
-  [faultFactory.name, faultFactory],
-  [localRateLimitFactory.name, localRateLimitFactory],
-]);
+// Built on first use, not at import: filter modules import config/ helpers that import
+// this registry, and an eager table would read a factory before its module has run.
+let byName: ReadonlyMap<string, FilterFactory> | undefined;
+let byType: ReadonlyMap<string, FilterFactory> | undefined;
 
-const BY_TYPE: ReadonlyMap<string, FilterFactory> = new Map([...HTTP_FILTERS.values()].map((f) => [f.typeName, f]));
+/** The HTTP filters by Envoy name. */
+export function httpFilters(): ReadonlyMap<string, FilterFactory> {
+  byName ??= new Map([faultFactory, localRateLimitFactory, jwtFactory, rbacFactory].map((f): [string, FilterFactory] => [f.name, f]));
+  return byName;
+}
+
+/** typed_per_filter_config messages that differ from the filter's own typed_config. */
+function perRouteTypes(): [string, FilterFactory][] {
+  return [
+    ['envoy.extensions.filters.http.rbac.v3.RBACPerRoute', rbacFactory],
+    ['envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig', jwtFactory],
+  ];
+}
 
 /** The factory for a filter entry: by typed_config type first (Envoy's rule), else by name. */
 export function findFilter(name: string, typeName: string | undefined): FilterFactory | undefined {
-  return typeName !== undefined ? BY_TYPE.get(typeName) : HTTP_FILTERS.get(name);
+  byType ??= new Map([...[...httpFilters().values()].map((f): [string, FilterFactory] => [f.typeName, f]), ...perRouteTypes()]);
+  return typeName !== undefined ? byType.get(typeName) : httpFilters().get(name);
 }
 
 export const DEFAULT_FILTER_DEPS: FilterDeps = { now: () => performance.now(), random: Math.random };

@@ -20,7 +20,7 @@ export function fixtureRequest(over: Partial<Omit<FilterRequest, 'connection'>> 
     setRequestHeader: (n, v) => { changes.push([n.toLowerCase(), v]); },
     removeRequestHeader: (n) => { changes.push([n.toLowerCase(), undefined]); },
     ...rest,
-    connection: { remoteAddress: '127.0.0.1', remotePort: 40000, localPort: 15006, tls: false, peerPrincipal: undefined, serverName: undefined, ...connection },
+    connection: { remoteAddress: '127.0.0.1', remotePort: 40000, localAddress: '127.0.0.1', localPort: 15006, tls: false, peerPrincipal: undefined, serverName: undefined, ...connection },
     changes,
   };
 }

@@ -12,7 +12,8 @@ import type { ResponseFlag } from '../local-reply.js';
 export interface DownstreamConnection {
   readonly remoteAddress: string;
   readonly remotePort: number;
-  /** The local (listener) port the connection was accepted on. */
+  /** The local (listener) address and port the connection was accepted on. */
+  readonly localAddress: string;
   readonly localPort: number;
   /** True when the connection is TLS (terminated by this proxy). */
   readonly tls: boolean;

@@ -13,12 +13,12 @@
  * there).
  */
 import { randomUUID } from 'node:crypto';
-import { request as httpRequest, type IncomingMessage, type ServerResponse, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import { constants as h2constants, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { CompiledRoute, CompiledRouteConfig, CompiledVirtualHost, ForwardAction, HashPolicy, HeaderMutation, HeaderToAdd, RedirectAction, WeightedCluster } from '../config/types.js';
 import type { FilterRequest } from '../filters/types.js';
-import { downstreamConnectionOf } from '../tls/downstream-connection.js';
+import { downstreamConnectionOf, requestSocket } from '../tls/downstream-connection.js';
 import type { Snapshot } from '../config/state.js';
 import { isGrpcRequest, sendLocalReply, sendRawLocalReply, type ResponseFlag } from '../local-reply.js';
 import { applyMutations } from '../router/header-mutation.js';
@@ -33,6 +33,12 @@ import { runFilterChain } from '../filters/chain.js';
 import { mirrorRequest } from '../router/mirror.js';
 import { generatedCookieValue, generatedSetCookie } from '../router/hash-cookie.js';
 import { connectionTokens, filterRawHeaders } from './hop-by-hop.js';
+import { expectedPeerOf, observeRequest, recordUpgrade } from '../observability/request-observer.js';
+import { chainOf } from '../listeners/filter-chain-match.js';
+import { TlsMaterial } from '../tls/tls-material.js';
+import { connectUpstreamTls, type UpstreamTlsContext } from '../tls/upstream-tls.js';
+import { ALPN_H2 } from '../upstream/pool/upstream-pool.js';
+import type { Logger } from '../../lib/log.js';
 
 export interface AccessLogEntry {
   readonly startTime: number;
@@ -47,12 +53,37 @@ export interface AccessLogEntry {
   readonly upstreamHost: string | undefined;
   readonly durationMs: number;
   readonly requestId: string;
+  // --- observability (H4, src/proxy/observability/): set by the HTTP connection manager ---
+  /** `HTTP/1.1` or `HTTP/2`. */
+  readonly protocol?: string;
+  /** Request / response body bytes. */
+  readonly bytesReceived?: number;
+  readonly bytesSent?: number;
+  readonly userAgent?: string | undefined;
+  /** As sent upstream: the caller's x-forwarded-for plus the downstream address. */
+  readonly xForwardedFor?: string | undefined;
+  readonly traceId?: string | undefined;
+  /** Received on an INBOUND listener. */
+  readonly inbound?: boolean;
+  /** SPIFFE IDs: inbound, the verified client and this proxy; outbound, this proxy and the upstream's expected one. */
+  readonly sourcePrincipal?: string | undefined;
+  readonly destinationPrincipal?: string | undefined;
+  readonly downstreamAddress?: string;
+  readonly requestHeaders?: IncomingHttpHeaders;
 }
 
 export interface ForwardContext {
   snapshot(): Snapshot;
   readonly stats: ProxyStats;
   readonly onAccessLog?: ((e: AccessLogEntry) => void) | undefined;
+  /** TLS secrets (SVID, bundle) for TLS clusters and listeners, and where handshake failures are logged. */
+  readonly tls?: { readonly material: TlsMaterial; readonly log?: Logger | undefined } | undefined;
+}
+
+/** The cluster's mTLS connect context, or undefined for a plaintext cluster. */
+function upstreamTlsOf(c: ClusterRuntime, ctx: ForwardContext): UpstreamTlsContext | undefined {
+  if (c.config.tls === undefined) return undefined;
+  return { config: c.config.tls, material: ctx.tls?.material ?? new TlsMaterial(), cluster: c.name, stats: c.stats, ssl: ctx.stats.sslScope(`cluster.${c.name}`), log: ctx.tls?.log };
 }
 
 const SKIP_REQUEST = new Set(['host', 'expect', 'x-forwarded-for']);
@@ -224,7 +255,8 @@ type Resolution =
 /** Listener → route config → virtual host → route, on the snapshot the request captured. */
 function resolveRoute(snap: Snapshot, listenerName: string, listenerPort: number, req: IncomingMessage, t: Target | undefined): Resolution {
   const listener = snap.listeners.get(listenerName);
-  const hcm = listener?.hcm;
+  // The HCM of the filter chain this request's connection took (listeners/filter-chain-match.ts).
+  const hcm = chainOf(listener, req.socket)?.hcm;
   const rc = hcm === undefined ? undefined : hcm.routeConfig ?? (hcm.rdsName === undefined ? undefined : snap.routes.get(hcm.rdsName));
   if (t === undefined || hcm === undefined || rc === undefined) return { ok: false, flag: 'NR' };
   const vh = selectVirtualHost(rc, hcm, t.authority, listenerPort);
@@ -258,7 +290,7 @@ function filterRequest(req: IncomingMessage, t: Target, cluster: string | undefi
     headers: req.headers,
     cluster,
     grpc,
-    connection: downstreamConnectionOf(req.socket),
+    connection: downstreamConnectionOf(requestSocket(req)),
     metadata: new Map(),
     setRequestHeader(name, value) {
       (add ??= []).push({ name: name.toLowerCase(), value, action: 'OVERWRITE_IF_EXISTS_OR_ADD', keepEmptyValue: true });
@@ -304,6 +336,9 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
     let host: ClusterHost | undefined;
     let onDone: (() => void) | undefined;
     const t = parseTarget(req);
+    // Metrics, access logs, tracing: observability/request-observer.ts.
+    const obsListener = snap.listeners.get(listenerName);
+    const obs = observeRequest(obsListener, chainOf(obsListener, req.socket)?.hcm, req, res, stats, rid, grpc, t);
 
     const finish = (): void => {
       if (finished) return;
@@ -312,11 +347,11 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
       onDone?.();
       if (!res.writableFinished && flag === undefined) { flag = 'DC'; status = 0; }
       stats.recordRequest(status, flag);
-      ctx.onAccessLog?.({
+      obs.finish({
         startTime, method: req.method ?? '', authority: t?.authority ?? '', path: t?.path ?? (req.url ?? ''),
         status, flag, routeName, cluster: cluster?.name, upstreamHost: host?.key,
-        durationMs: performance.now() - start, requestId: rid,
-      });
+        durationMs: performance.now() - start, requestId: rid, upstreamPrincipal: expectedPeerOf(cluster),
+      }, ctx.onAccessLog);
     };
     res.once('close', finish);
 
@@ -326,7 +361,7 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
     };
 
     const listener = snap.listeners.get(listenerName);
-    const maxHeaders = listener?.hcm?.maxHeadersCount;
+    const maxHeaders = chainOf(listener, req.socket)?.hcm?.maxHeadersCount;
     if (maxHeaders !== undefined && req.rawHeaders.length / 2 > maxHeaders + (isH2 ? 4 : 0)) return local('RQH');
     const r = resolveRoute(snap, listenerName, listenerPort(), req, t);
     if (!r.ok) return local(r.flag);
@@ -351,7 +386,7 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
       return;
     }
     // HTTP filters before the router (filters/registry.ts): they may answer (FI, RL) or delay.
-    const chain = listener?.hcm?.httpFilters;
+    const chain = chainOf(listener, req.socket)?.hcm?.httpFilters;
     // Upstream header changes the filters asked for (jwt_authn claim_to_headers), applied after the route's.
     let filterMutation: HeaderMutation | undefined;
     if (chain === undefined || chain.length === 0) forward(action, r.t);
@@ -376,6 +411,7 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
       }
       const { cluster: c, wc } = p;
       let h = p.host;
+      const upTls = upstreamTlsOf(c, ctx);
       cluster = c;
       host = h;
       c.stats.upstreamRqActive++;
@@ -390,14 +426,14 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
         }
       };
 
-      const headers = upstreamHeaders(req, t, a, rid, [...levels(rc, vh, route, wc, 'request'), filterMutation]);
+      const headers = upstreamHeaders(req, t, a, rid, [...levels(rc, vh, route, wc, 'request'), filterMutation, obs.traceMutation]);
       const path = rewritePath(route, a, t.path);
       const upstreamPath = t.query === '' && !(req.url ?? '').endsWith('?') ? path : `${path}?${t.query}`;
       const bodyless = BODYLESS.has(req.method ?? '') && req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
       // Retries (route retry_policy): see upstream/retry/retry-loop.ts.
       const retry = a.retry === undefined ? undefined : createRetryState(a.retry, c, req, bodyless, a.bufferLimitBytes);
       // Mirrors (request_mirror_policies): fire and forget, see router/mirror.ts.
-      if (a.mirrors.length > 0) mirrorRequest(snap, a.mirrors, req, headers, upstreamPath, bodyless, a.timeoutMs);
+      if (a.mirrors.length > 0) mirrorRequest(snap, a.mirrors, req, headers, upstreamPath, bodyless, a.timeoutMs, { tlsOf: (mc) => upstreamTlsOf(mc, ctx) });
       const responseLevels = levels(rc, vh, route, wc, 'response');
       const setCookie = a.hashPolicies.length === 0 ? undefined : generatedSetCookie(a.hashPolicies, req);
 
@@ -429,7 +465,7 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
       const touch = (): void => { idleTimer?.refresh(); };
       let touchingRequest = false;
       /** Request bytes count as activity once the body is flowing (a 'data' listener added earlier would start it). */
-      const touchOnRequestData = (): void => { if (idleTimer !== undefined && !bodyless && !touchingRequest) { touchingRequest = true; req.on('data', touch); } };
+      const touchOnRequestData = (): void => { if (!bodyless) obs.countRequestBody(); if (idleTimer !== undefined && !bodyless && !touchingRequest) { touchingRequest = true; req.on('data', touch); } };
       const clearStreamTimers = (): void => {
         if (durationTimer !== undefined) clearTimeout(durationTimer);
         if (idleTimer !== undefined) clearTimeout(idleTimer);
@@ -493,7 +529,7 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
       };
       const launch = (): void => {
         retry?.armPerTry(perTryTimedOut);
-        if (c.config.protocol === 'http2') attemptH2(false);
+        if (c.config.protocol === 'http2' || (upTls !== undefined && c.pool.negotiatedH2(h.address, h.port))) attemptH2(false);
         else attemptH1(false);
       };
       // --- resilience hooks: end ---
@@ -512,12 +548,14 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
       const attemptH1 = (retried: boolean): void => {
         let connected = false;
         const r = httpRequest({
-          host: h.address, port: h.port, method: req.method, path: upstreamPath, headers, agent: c.pool.agent, setHost: false,
+          host: h.address, port: h.port, method: req.method, path: upstreamPath, headers, agent: upTls === undefined ? c.pool.agent : c.pool.tlsAgent(upTls, c.config.connectTimeoutMs), setHost: false,
         });
         let stale = false;
         cancelUpstream = () => { stale = true; r.destroy(); };
         r.on('socket', (s: Socket) => {
-          if (!s.connecting) { connected = true; return; }
+          // A fresh mTLS connection counts as connected only once the peer answers: with
+          // TLS 1.3 a peer refusing our certificate closes after our handshake ended (UF, not UC).
+          if (!s.connecting) { connected = upTls === undefined || r.reusedSocket; if (!connected) r.once('response', () => { connected = true; }); return; }
           c.stats.upstreamCxTotal++;
           const ct = setTimeout(() => {
             c.stats.upstreamCxConnectTimeout++;
@@ -526,8 +564,10 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
           s.once('connect', () => { connected = true; clearTimeout(ct); });
           s.once('close', () => clearTimeout(ct));
         });
-        r.on('error', () => {
+        r.on('error', (err: Error & { code?: string }) => {
           if (stale || flag !== undefined || res.writableEnded) return;
+          // The TLS peer chose h2 by ALPN: its connection is now this host's HTTP/2 session.
+          if (err.code === ALPN_H2) return attemptH2(retried);
           // A reused keep-alive socket the upstream closed as we wrote: retry once on a
           // fresh connection if nothing of the request body has been consumed.
           if (connected && r.reusedSocket && bodyless && !retried && !res.headersSent) return attemptH1(true);
@@ -550,8 +590,8 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
       };
 
       const attemptH2 = (retried: boolean): void => {
-        const conn = c.pool.h2(h.address, h.port, c.config.connectTimeoutMs, () => { c.stats.upstreamCxTotal++; });
-        const hdrs: OutgoingHttpHeaders = { ':method': req.method ?? 'GET', ':path': upstreamPath, ':scheme': 'http' };
+        const conn = c.pool.h2(h.address, h.port, c.config.connectTimeoutMs, () => { c.stats.upstreamCxTotal++; }, upTls);
+        const hdrs: OutgoingHttpHeaders = { ':method': req.method ?? 'GET', ':path': upstreamPath, ':scheme': upTls === undefined ? 'http' : 'https' };
         for (let i = 0; i < headers.length; i += 2) {
           const k = headers[i]!.toLowerCase();
           const v = headers[i + 1]!;
@@ -640,11 +680,13 @@ export function createUpgradeHandler(listenerName: string, listenerPort: () => n
       stats.downstreamRqActive--;
       if (status === 0 && flag === undefined) flag = 'DC';
       stats.recordRequest(status, flag);
-      ctx.onAccessLog?.({
+      // Metrics and access logs as for any request (observability/request-observer.ts); no span, bytes not counted.
+      const l = snap.listeners.get(listenerName);
+      recordUpgrade(l, chainOf(l, req.socket)?.hcm, req, stats, {
         startTime, method: req.method ?? '', authority: t?.authority ?? '', path: t?.path ?? (req.url ?? ''),
         status, flag, routeName: info.routeName, cluster: info.picked?.cluster.name, upstreamHost: info.picked?.host.key,
-        durationMs: performance.now() - start, requestId: rid,
-      });
+        durationMs: performance.now() - start, requestId: rid, upstreamPrincipal: expectedPeerOf(info.picked?.cluster),
+      }, ctx.onAccessLog);
     };
     down.on('error', () => {});
     down.once('close', log);
@@ -676,12 +718,18 @@ export function createUpgradeHandler(listenerName: string, listenerPort: () => n
     const path = rewritePath(r.route, a, r.t.path);
     const upstreamPath = r.t.query === '' ? path : `${path}?${r.t.query}`;
     let connected = false;
-    const up = httpRequest({ host: h.address, port: h.port, method: req.method, path: upstreamPath, headers, agent: false, setHost: false });
+    // A TLS cluster: a fresh verified connection offering only http/1.1 (Upgrade is an HTTP/1.1 thing).
+    const upTls = upstreamTlsOf(c, ctx);
+    const up = httpRequest({
+      host: h.address, port: h.port, method: req.method, path: upstreamPath, headers, agent: false, setHost: false,
+      // node uses createConnection only without an agent (agent: false would mean a fresh plain Agent).
+      ...(upTls === undefined ? {} : { agent: undefined, createConnection: () => connectUpstreamTls(h.address, h.port, upTls, ['http/1.1']) as Socket }),
+    });
     const ct = setTimeout(() => {
       c.stats.upstreamCxConnectTimeout++;
       up.destroy(new Error('connect timeout'));
     }, c.config.connectTimeoutMs);
-    up.on('socket', (s: Socket) => s.once('connect', () => { connected = true; clearTimeout(ct); }));
+    up.on('socket', (s: Socket) => s.once(upTls === undefined ? 'connect' : 'secureConnect', () => { connected = true; clearTimeout(ct); }));
     let timer: NodeJS.Timeout | undefined;
     if (a.timeoutMs > 0) {
       timer = setTimeout(() => {

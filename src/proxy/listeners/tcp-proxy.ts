@@ -10,7 +10,13 @@ import { connect, type Socket } from 'node:net';
 import type { Snapshot } from '../config/state.js';
 import type { TcpProxyConfig } from '../config/types.js';
 import type { ProxyStats } from '../stats.js';
+import { networkRbacAllows } from '../filters/rbac/network.js';
 import type { ClusterHost } from '../upstream/cluster/cluster-manager.js';
+import { expectedPeerOf, isInboundListener, localPrincipalOf } from '../observability/request-observer.js';
+import { downstreamConnectionOf } from '../tls/downstream-connection.js';
+import type { ForwardContext } from '../http/forward.js';
+import { TlsMaterial } from '../tls/tls-material.js';
+import { connectUpstreamTls } from '../tls/upstream-tls.js';
 
 function pickCluster(cfg: TcpProxyConfig): string {
   if (cfg.weighted === undefined) return cfg.cluster!;
@@ -22,10 +28,18 @@ function pickCluster(cfg: TcpProxyConfig): string {
   return cfg.weighted.clusters[cfg.weighted.clusters.length - 1]!.name;
 }
 
-export function proxyTcp(listenerName: string, down: Socket, cfg: TcpProxyConfig, snap: Snapshot, stats: ProxyStats): void {
+export function proxyTcp(listenerName: string, down: Socket, cfg: TcpProxyConfig, snap: Snapshot, stats: ProxyStats, ctx?: Pick<ForwardContext, 'tls'>): void {
   const ls = stats.listener(listenerName);
   down.on('error', () => {});
-  const c = snap.clusters.get(pickCluster(cfg));
+  // envoy.filters.network.rbac on this chain: a denied connection is closed before any upstream work.
+  if (!networkRbacAllows(cfg, down)) { down.destroy(); return; }
+  const clusterName = pickCluster(cfg);
+  const c = snap.clusters.get(clusterName);
+  // Istio's TCP metrics (observability/): per downstream connection, failed ones included.
+  const inbound = isInboundListener(snap.listeners.get(listenerName));
+  const tcpSeries = stats.tcp({ inbound, peerPrincipal: inbound ? downstreamConnectionOf(down).peerPrincipal : expectedPeerOf(c), tls: (down as { encrypted?: boolean }).encrypted === true, cluster: clusterName, localPrincipal: inbound ? localPrincipalOf(down) : undefined });
+  tcpSeries.opened++;
+  down.once('close', () => { tcpSeries.closed++; tcpSeries.received += down.bytesRead; tcpSeries.sent += down.bytesWritten; });
   const h = c?.lb.pick({ hash: undefined }) as ClusterHost | undefined;
   if (c === undefined || h === undefined) {
     ls.tcpUpstreamFail++;
@@ -44,7 +58,11 @@ export function proxyTcp(listenerName: string, down: Socket, cfg: TcpProxyConfig
   h.stats.active++;
   h.stats.total++;
   let connected = false;
-  const up = connect({ host: h.address, port: h.port, allowHalfOpen: true });
+  // A TLS cluster (mTLS to the peer proxy's inbound): "connected" means verified.
+  const tls = c.config.tls === undefined ? undefined : {
+    config: c.config.tls, material: ctx?.tls?.material ?? new TlsMaterial(), cluster: c.name, stats: c.stats, ssl: stats.sslScope(`cluster.${c.name}`), log: ctx?.tls?.log,
+  };
+  const up = tls === undefined ? connect({ host: h.address, port: h.port, allowHalfOpen: true }) : connectUpstreamTls(h.address, h.port, tls);
   let last = Date.now();
   let idle: NodeJS.Timeout | undefined;
   const ct = setTimeout(() => {
@@ -67,7 +85,7 @@ export function proxyTcp(listenerName: string, down: Socket, cfg: TcpProxyConfig
   const touch = (): void => { last = Date.now(); };
   down.on('data', touch);
   up.on('data', touch);
-  up.once('connect', () => { connected = true; clearTimeout(ct); });
+  up.once(tls === undefined ? 'connect' : 'secureConnect', () => { connected = true; clearTimeout(ct); });
   up.on('error', () => {
     if (!connected) {
       c.stats.upstreamCxConnectFail++;

@@ -39,6 +39,7 @@ export function downstreamConnectionOf(socket: Socket): DownstreamConnection {
   const c: DownstreamConnection = {
     remoteAddress: socket.remoteAddress ?? '',
     remotePort: socket.remotePort ?? 0,
+    localAddress: socket.localAddress ?? '',
     localPort: socket.localPort ?? 0,
     tls,
     peerPrincipal,
@@ -46,4 +47,13 @@ export function downstreamConnectionOf(socket: Socket): DownstreamConnection {
   };
   cache.set(socket, c);
   return c;
+}
+
+/**
+ * The connection socket of a request. For HTTP/2, `req.socket` is a proxy per stream
+ * that stops resolving once the stream closes; the session's socket (one per
+ * connection) stands in for it, so the per-socket cache above hits once per connection.
+ */
+export function requestSocket(req: { readonly socket: Socket }): Socket {
+  return (req as { stream?: { session?: { socket?: Socket } } }).stream?.session?.socket ?? req.socket;
 }

@@ -21,10 +21,13 @@ import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import { proxyStatus } from '../admin/status.js';
 import { loadBootstrap } from '../config/bootstrap.js';
 import { ConfigState } from '../config/state.js';
-import { xdsNode, type Proxy, type ProxyOptions } from '../proxy.js';
+import { followIdentity, xdsNode, type Proxy, type ProxyOptions } from '../proxy.js';
+import { SDS_ROOT_CA, TlsMaterial } from '../tls/tls-material.js';
+import { applySecrets, parseSecrets } from '../tls/secrets.js';
 import { ProxyStats } from '../stats.js';
 import { ClusterManager } from '../upstream/cluster/cluster-manager.js';
 import type { AdsClient } from '../xds-client/ads-client.js';
+import { ownServiceOf, recorderFor, startTelemetry } from '../telemetry/setup.js';
 import { configMessage, mergeStats, requestTotal, sumHostCounters, type HostCountersWire, WORKER_INDEX_ENV, WORKER_OPTIONS_ENV, type FromWorker, type StatsWire, type ToWorker, type WorkerOptions } from './protocol.js';
 
 const START_TIMEOUT_MS = 30_000;
@@ -92,6 +95,14 @@ export async function startPrimary(opts: ProxyOptions): Promise<Proxy> {
   state.apply('cluster', bootstrap.staticClusters, '', { full: false, isStatic: true });
   state.apply('listener', bootstrap.staticListeners, '', { full: false, isStatic: true });
   let readySeq = seq;
+  // TLS secrets live here (the identity is the primary's) and are copied to every worker.
+  const tlsMaterial = new TlsMaterial();
+  const unfollow = followIdentity(tlsMaterial, opts.identity);
+  tlsMaterial.on('change', () => toAll({ t: 'tls', material: tlsMaterial.dump() }));
+  // Telemetry: workers count and push (telemetry/worker-push.ts); this recorder merges and sends.
+  const node = xdsNode(opts, bootstrap);
+  const recorder = recorderFor(opts.telemetry, node.metadata);
+  const own = recorder === undefined ? undefined : ownServiceOf(node.metadata);
 
   // ---- workers
   const wopts: WorkerOptions = {
@@ -99,6 +110,9 @@ export async function startPrimary(opts: ProxyOptions): Promise<Proxy> {
     ...(opts.listenerAddresses !== undefined ? { listenerAddresses: opts.listenerAddresses } : {}),
     ...(opts.drainMs !== undefined ? { drainMs: opts.drainMs } : {}),
     ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
+    ...(own !== undefined ? { telemetry: own } : {}),
+    node: { id: node.id, metadata: node.metadata },
+    ...(opts.identity !== undefined ? { principal: opts.identity.certs().spiffeId } : {}),
   };
   {
     cluster.schedulingPolicy = cluster.SCHED_RR;
@@ -123,7 +137,13 @@ export async function startPrimary(opts: ProxyOptions): Promise<Proxy> {
       switch (m.t) {
         case 'up':
           slot.up = true;
+          // Secrets before config, so the worker's first TLS handshake has them.
+          worker.send({ t: 'tls', material: tlsMaterial.dump() } satisfies ToWorker);
           worker.send(configMessage(state.snapshot, seq));
+          if (recorder !== undefined && recorder.activeTaps > 0) worker.send({ t: 'taps', taps: recorder.tapSpecs() } satisfies ToWorker);
+          return;
+        case 'telemetry':
+          recorder?.mergeWorker(m.summary, m.tap);
           return;
         case 'applied':
           slot.appliedSeq = Math.max(slot.appliedSeq, m.seq);
@@ -208,16 +228,22 @@ export async function startPrimary(opts: ProxyOptions): Promise<Proxy> {
     const { AdsClient: Ads } = await import('../xds-client/ads-client.js');
     ads = new Ads({
       addresses: xdsAddresses,
-      node: xdsNode(opts, bootstrap),
+      node,
       state,
       log,
       backoff: opts.xdsBackoff,
       initialFetchTimeoutMs: opts.initialFetchTimeoutMs,
       onResponse: opts.onXdsResponse,
       onInitialized: () => { readySeq = seq; adsReady = true; },
+      // SDS over ADS: ROOTCA after a root rotation also reaches the identity (and its xDS mTLS).
+      onSecrets: (res) => applySecrets(tlsMaterial, parseSecrets(res), (name, pem) => { if (name === SDS_ROOT_CA) opts.identity?.setTrustBundle?.(pem); }),
     });
     ads.start();
   }
+  const telemetry = await startTelemetry({
+    opts: opts.telemetry, recorder, addresses: xdsAddresses, nodeId: node.id, metadata: node.metadata, log,
+    onTapsChanged: (taps) => toAll({ t: 'taps', taps }),
+  });
 
   const gather = async (): Promise<{ slot: Slot; stats: StatsWire | undefined; hosts: HostCountersWire | undefined }[]> =>
     Promise.all(slots.map(async (s) => {
@@ -260,12 +286,16 @@ export async function startPrimary(opts: ProxyOptions): Promise<Proxy> {
       });
     } catch (e) {
       ads?.close();
+      telemetry?.close();
       await killAll();
       clusters.close();
       throw e;
     }
   }
   log.info({ admin: admin?.url, workers: slots.map((s) => s.worker.process.pid), listeners: slots[0]?.ports, xds: xdsAddresses }, 'proxy started');
+  // Access log rotation (observability/sinks.ts): the workers hold the files, so logrotate's SIGUSR1 to this process is passed on.
+  const onUsr1 = (): void => { for (const s of slots) if (s.worker.isConnected()) s.worker.process.kill('SIGUSR1'); };
+  process.on('SIGUSR1', onUsr1);
 
   return {
     adminUrl: admin?.url ?? '',
@@ -277,11 +307,15 @@ export async function startPrimary(opts: ProxyOptions): Promise<Proxy> {
       await allApplied(seq, START_TIMEOUT_MS);
     },
     stats,
+    tlsMaterial,
     drain,
     close: async () => {
       closing = true;
+      process.off('SIGUSR1', onUsr1);
+      unfollow();
       ads?.close();
       await Promise.all(slots.map((s) => ask(s, { t: 'close' }, REPLY_TIMEOUT_MS + 1000)));
+      telemetry?.close();
       await killAll(2000);
       await admin?.close();
       clusters.close();

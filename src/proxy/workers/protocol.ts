@@ -7,6 +7,9 @@ import type { ResourceKind, Snapshot } from '../config/state.js';
 import type { ProtoJson } from '../config/types.js';
 import type { HostCounters, HostCountersLookup } from '../admin/admin-server.js';
 import { ProxyStats } from '../stats.js';
+import type { TlsMaterialDump } from '../tls/tls-material.js';
+import type { TapSpec } from '../telemetry/recorder.js';
+import type { SummaryWire, TapEventsWire } from '../../telemetry/telemetry-proto.js';
 
 /** Worker options that survive JSON (the function-valued ProxyOptions stay in the primary). */
 export interface WorkerOptions {
@@ -14,6 +17,11 @@ export interface WorkerOptions {
   readonly listenerAddresses?: Readonly<Record<string, string>>;
   readonly drainMs?: number;
   readonly logLevel?: string;
+  /** The proxy's own Service: workers count telemetry and push it to the primary. */
+  readonly telemetry?: { readonly name: string; readonly namespace: string };
+  /** The primary's xDS node and SPIFFE ID: the workers' metric labels name the same proxy (observability/labels.ts). */
+  readonly node?: { readonly id: string; readonly metadata: Record<string, unknown> };
+  readonly principal?: string;
 }
 
 export const WORKER_OPTIONS_ENV = 'WEFT_PROXY_WORKER_OPTIONS';
@@ -33,14 +41,23 @@ export interface ConfigMessage {
 export type ToWorker =
   | ConfigMessage
   | { readonly t: 'stats'; readonly id: number }
+  /** The taps in force (the whole set, each time it changes). */
+  | { readonly t: 'taps'; readonly taps: readonly TapSpec[] }
   | { readonly t: 'drain'; readonly id: number }
-  | { readonly t: 'close'; readonly id: number };
+  | { readonly t: 'close'; readonly id: number }
+  /**
+   * The TLS secrets (SVID key and chain, trust bundles), whole, at start and after each
+   * rotation. Only over this local IPC channel: keys are never written anywhere.
+   */
+  | { readonly t: 'tls'; readonly material: TlsMaterialDump };
 
 export type FromWorker =
   | { readonly t: 'up' }
   | { readonly t: 'applied'; readonly seq: number; readonly ports: Record<string, number>; readonly error?: string }
   | { readonly t: 'stats'; readonly id: number; readonly stats: StatsWire; readonly hosts: HostCountersWire }
-  | { readonly t: 'done'; readonly id: number };
+  | { readonly t: 'done'; readonly id: number }
+  /** A worker's telemetry since its last push (src/proxy/telemetry/worker-push.ts). */
+  | { readonly t: 'telemetry'; readonly summary: SummaryWire; readonly tap: TapEventsWire };
 
 export function configMessage(snap: Snapshot, seq: number): ConfigMessage {
   const pick = (m: ReadonlyMap<string, { raw: ProtoJson; isStatic: boolean }>): ProtoJson[] => [...m.values()].filter((e) => !e.isStatic).map((e) => e.raw);
@@ -72,7 +89,14 @@ export function statsToWire(s: ProxyStats): StatsWire {
 }
 
 function addInto(target: Record<string, unknown>, src: Record<string, unknown>): void {
-  for (const [k, v] of Object.entries(src)) if (typeof v === 'number') target[k] = (typeof target[k] === 'number' ? target[k] : 0) + v;
+  for (const [k, v] of Object.entries(src)) {
+    if (typeof v === 'number') target[k] = (typeof target[k] === 'number' ? target[k] : 0) + v;
+    // Histogram buckets (observability/metrics.ts): arrays of numbers, summed element-wise.
+    else if (Array.isArray(v)) {
+      const t = Array.isArray(target[k]) ? (target[k] as number[]) : (target[k] = v.map(() => 0) as number[]);
+      v.forEach((x, i) => { if (typeof x === 'number') t[i] = (t[i] ?? 0) + x; });
+    }
+  }
 }
 
 /** Adds a worker's stats into `into` (a ProxyStats of the primary's, fresh per scrape). */

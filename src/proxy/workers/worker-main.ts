@@ -6,6 +6,8 @@
  * node:cluster (the primary accepts and hands connections out round-robin).
  */
 import { startProxy } from '../proxy.js';
+import { reopenAccessLogs } from '../observability/sinks.js';
+import { startWorkerTelemetry } from '../telemetry/worker-push.js';
 import { APPLY_ORDER, hostCountersToWire, statsToWire, WORKER_OPTIONS_ENV, type FromWorker, type ToWorker, type WorkerOptions } from './protocol.js';
 
 const send = (m: FromWorker, cb?: () => void): void => { process.send?.(m, undefined, {}, () => cb?.()); };
@@ -16,6 +18,8 @@ const wopts = JSON.parse(process.env[WORKER_OPTIONS_ENV] ?? '{}') as WorkerOptio
 // gone (its IPC channel closed: SIGKILL, crash): then busy connections get drainMs.
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
+// The primary passes logrotate's SIGUSR1 on: reopen access log files (a handler also keeps Node from starting its inspector).
+process.on('SIGUSR1', reopenAccessLogs);
 const held: { proxy?: Awaited<ReturnType<typeof startProxy>> } = {};
 process.once('disconnect', () => {
   setTimeout(() => process.exit(0), (wopts.drainMs ?? 5000) + 1000).unref();
@@ -24,8 +28,10 @@ process.once('disconnect', () => {
   else void p.drain().then(() => p.close()).finally(() => process.exit(0));
 });
 
-const proxy = await startProxy({ ...wopts, xdsAddresses: [], admin: false, concurrency: 1 });
+const telemetry = startWorkerTelemetry(wopts.telemetry, (m) => send(m));
+const proxy = await startProxy({ ...wopts, xdsAddresses: [], admin: false, concurrency: 1, telemetry: telemetry === undefined ? false : { recorder: telemetry.recorder, stream: false } });
 held.proxy = proxy;
+proxy.stats.labels.setSelfPrincipal(wopts.principal);
 
 function ports(): Record<string, number> {
   const out: Record<string, number> = {};
@@ -53,11 +59,16 @@ process.on('message', (m: ToWorker) => {
       void Promise.all(settled).then(() => send({ t: 'applied', seq: m.seq, ports: ports(), ...(error === undefined ? {} : { error }) }));
       return;
     }
+    case 'tls':
+      return proxy.tlsMaterial.load(m.material);
+    case 'taps':
+      return telemetry?.recorder.setTaps(m.taps);
     case 'stats':
       return send({ t: 'stats', id: m.id, stats: statsToWire(proxy.stats), hosts: hostCountersToWire(proxy.snapshot()) });
     case 'drain':
       return void proxy.drain().finally(() => send({ t: 'done', id: m.id }));
     case 'close':
+      telemetry?.close();
       return void proxy.close().finally(() => send({ t: 'done', id: m.id }, () => process.exit(0)));
   }
 });

@@ -10,7 +10,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { adsServices } from '../../xds/protos.js';
-import { CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER, ROUTE_CONFIGURATION, SHORT_NAMES, type XdsTypeUrl } from '../../xds/type-urls.js';
+import { CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER, ROUTE_CONFIGURATION, SECRET, SHORT_NAMES, type XdsTypeUrl } from '../../xds/type-urls.js';
 import type { Logger } from '../../lib/log.js';
 import type { ConfigState, ResourceKind } from '../config/state.js';
 import { isObject } from '../config/proto-values.js';
@@ -24,9 +24,26 @@ export interface XdsNode {
   readonly locality?: { region?: string; zone?: string; sub_zone?: string };
 }
 
+/**
+ * Channel credentials of the xDS stream, asked for at every (re)connect: with
+ * mTLS xDS (`weft proxy --xds-tls`) they hold the current SVID, so a renewed
+ * certificate is used by the next stream. Process-wide because the CLI sets it
+ * before the proxy (and its lazily loaded ADS client) exists.
+ */
+let channelCredentials: (() => grpc.ChannelCredentials) | undefined;
+export function setXdsChannelCredentials(fn: (() => grpc.ChannelCredentials) | undefined): void {
+  channelCredentials = fn;
+}
+/** The credentials set above (the telemetry stream dials the same server with them). */
+export function xdsChannelCredentials(): (() => grpc.ChannelCredentials) | undefined {
+  return channelCredentials;
+}
+
 export interface AdsClientOptions {
   /** `host:port` of each control plane; tried in turn. */
   readonly addresses: readonly string[];
+  /** Per-connection channel credentials; default setXdsChannelCredentials's, else plaintext. */
+  readonly credentials?: () => grpc.ChannelCredentials;
   readonly node: XdsNode;
   readonly state: ConfigState;
   readonly log: Logger;
@@ -37,6 +54,11 @@ export interface AdsClientOptions {
   readonly onInitialized?: () => void;
   /** Called after every accepted or refused response (tests, metrics). */
   readonly onResponse?: (e: { typeUrl: string; version: string; accepted: boolean; error?: string }) => void;
+  /**
+   * SDS over ADS: the Secrets the TLS config in force names (state.wantedSecrets()), as
+   * each response brings them; throw to NACK. Without it no secrets are subscribed.
+   */
+  readonly onSecrets?: (resources: readonly Record<string, unknown>[]) => void;
   /** Called when a stream gets its first response (connected) and when it is lost (admin /status, metrics). */
   readonly onConnectionChange?: (connected: boolean, address: string) => void;
 }
@@ -56,7 +78,7 @@ export interface AdsStatus {
 
 interface TypeState {
   readonly typeUrl: XdsTypeUrl;
-  readonly kind: ResourceKind;
+  readonly kind: ResourceKind | 'secret';
   readonly wildcard: boolean;
   names: Set<string>;
   version: string;
@@ -98,10 +120,11 @@ export class AdsClient {
   constructor(private readonly opts: AdsClientOptions) {
     if (opts.addresses.length === 0) throw new Error('AdsClient needs at least one address');
     this.backoff = opts.backoff ?? createBackoff();
-    const t = (typeUrl: XdsTypeUrl, kind: ResourceKind, wildcard: boolean): [string, TypeState] => [typeUrl, {
+    const t = (typeUrl: XdsTypeUrl, kind: ResourceKind | 'secret', wildcard: boolean): [string, TypeState] => [typeUrl, {
       typeUrl, kind, wildcard, names: new Set(), version: '', nonce: '', received: false, seen: new Set(), subscribed: false,
     }];
     this.types = new Map([t(CLUSTER, 'cluster', true), t(CLUSTER_LOAD_ASSIGNMENT, 'endpoint', false), t(LISTENER, 'listener', true), t(ROUTE_CONFIGURATION, 'route', false)]);
+    if (opts.onSecrets !== undefined) this.types.set(SECRET, t(SECRET, 'secret', false)[1]);
   }
 
   get isInitialized(): boolean {
@@ -134,7 +157,8 @@ export class AdsClient {
     if (this.closed) return;
     const address = this.currentAddress;
     const { AdsClient: Ctor } = adsServices();
-    const client = new Ctor(address, grpc.credentials.createInsecure(), {
+    const creds = (this.opts.credentials ?? channelCredentials)?.() ?? grpc.credentials.createInsecure();
+    const client = new Ctor(address, creds, {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.initial_reconnect_backoff_ms': 500,
@@ -230,7 +254,8 @@ export class AdsClient {
     }
     if (error === undefined) {
       try {
-        this.opts.state.apply(ts.kind, resources, version, { full: ts.wildcard });
+        if (ts.kind === 'secret') this.opts.onSecrets?.(resources as Record<string, unknown>[]);
+        else this.opts.state.apply(ts.kind, resources, version, { full: ts.wildcard });
       } catch (e) {
         error = e instanceof Error ? e.message : String(e);
       }
@@ -251,13 +276,14 @@ export class AdsClient {
     this.send(ts);
     if (ts.kind === 'cluster') this.resubscribe(CLUSTER_LOAD_ASSIGNMENT, this.opts.state.wantedEndpoints());
     if (ts.kind === 'listener') this.resubscribe(ROUTE_CONFIGURATION, this.opts.state.wantedRoutes());
+    if ((ts.kind === 'cluster' || ts.kind === 'listener') && this.types.has(SECRET)) this.resubscribe(SECRET, this.opts.state.wantedSecrets());
     this.opts.onResponse?.({ typeUrl, version, accepted: true });
     this.checkInitialized();
   }
 
   private resubscribe(typeUrl: XdsTypeUrl, wanted: Set<string>): void {
     const ts = this.types.get(typeUrl)!;
-    this.opts.state.retain(ts.kind as 'route' | 'endpoint', wanted);
+    if (ts.kind !== 'secret') this.opts.state.retain(ts.kind as 'route' | 'endpoint', wanted);
     const same = wanted.size === ts.names.size && [...wanted].every((n) => ts.names.has(n));
     if (same) return;
     ts.names = wanted;

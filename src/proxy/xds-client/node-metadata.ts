@@ -11,7 +11,21 @@ export const NODE_METADATA = {
   workloadPorts: 'WEFT_WORKLOAD_PORTS',
   /** The proxy's own version. */
   proxyVersion: 'WEFT_PROXY_VERSION',
+  /**
+   * Port of this proxy's mTLS `inbound` listener (decimal string): where other proxies'
+   * EDS endpoints for this workload should point. `--inbound-addr` sets it (port 0 is
+   * resolved to a free port before connecting); otherwise the default 15006.
+   */
+  inboundPort: 'WEFT_INBOUND_PORT',
+  /** The workload's service account: the `sa` of its certificate's SPIFFE ID (peers verify it). */
+  serviceAccount: 'WEFT_SERVICE_ACCOUNT',
 } as const;
+
+/** `spiffe://td/ns/NS/sa/SA` → SA. */
+export function serviceAccountOf(spiffeId: string | undefined): string | undefined {
+  const m = spiffeId === undefined ? null : /\/ns\/[^/]+\/sa\/([^/]+)$/.exec(spiffeId);
+  return m?.[1];
+}
 
 type StructValue =
   | { nullValue: 'NULL_VALUE' }

@@ -1,21 +1,18 @@
 import type { Resource } from '../../../api/types.js';
 import type { ServiceSpec } from '../../../api/service/service.js';
 import type { WorkloadSpec } from '../../../api/workload/workload.js';
-import type { MeshSpec, MtlsMode } from '../../../api/mesh/mesh.js';
+import type { MtlsMode } from '../../../api/mesh/mesh.js';
 import type { SecurityPolicySpec } from '../../../api/securitypolicy/securitypolicy.js';
 import { spiffeUri, type ServiceRef } from '../names.js';
 import { workloadsOf, type MeshInput } from '../model.js';
 
 /**
- * What the security translation reads beyond MeshInput: the Mesh object
- * (`default`) and the SecurityPolicies. Both optional, so a MeshInput without
- * them translates as a mesh with defaults and no policy. (Hook: the lead adds
- * these two optional fields to MeshInput and fills them in SnapshotCache.collect.)
+ * What the security translation reads: MeshInput, whose `mesh` (the Mesh
+ * named `default`) and `securityPolicies` are both optional, so an input
+ * without them translates as a mesh with defaults and no policy. The snapshot
+ * cache fills both from the store. (Kept as a name: tests and callers use it.)
  */
-export interface SecurityMeshInput extends MeshInput {
-  mesh?: Resource<MeshSpec>;
-  securityPolicies?: readonly Resource<SecurityPolicySpec>[];
-}
+export type SecurityMeshInput = MeshInput;
 
 export type OutboundPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
@@ -28,7 +25,7 @@ export interface MeshSettings {
 export const MESH_DEFAULTS: MeshSettings = Object.freeze({ trustDomain: 'cluster.local', mtlsMode: 'PERMISSIVE', outboundPolicy: 'ALLOW_ANY' });
 
 export function meshSettings(input: MeshInput): MeshSettings {
-  const spec = (input as SecurityMeshInput).mesh?.spec;
+  const spec = input.mesh?.spec;
   return {
     trustDomain: spec?.trustDomain ?? MESH_DEFAULTS.trustDomain,
     mtlsMode: spec?.mtls?.mode ?? MESH_DEFAULTS.mtlsMode,
@@ -57,7 +54,7 @@ export function selects(p: Resource<SecurityPolicySpec>, svc: ServiceRef): 'Serv
 
 /** The SecurityPolicies that cover a Service, oldest first. */
 export function policiesFor(input: MeshInput, svc: ServiceRef): Resource<SecurityPolicySpec>[] {
-  return ((input as SecurityMeshInput).securityPolicies ?? []).filter((p) => selects(p, svc) !== undefined).sort(olderFirst);
+  return (input.securityPolicies ?? []).filter((p) => selects(p, svc) !== undefined).sort(olderFirst);
 }
 
 export interface EffectiveMtls {

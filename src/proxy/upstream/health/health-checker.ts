@@ -7,21 +7,15 @@
  * (Envoy instead holds them out until the first probe passes; Weft avoids refusing
  * traffic while a freshly pushed cluster's first probes are in flight).
  *
- * Probes: HTTP GET (path, expected_statuses), TCP connect, gRPC health
- * (grpc.health.v1.Health/Check over HTTP/2: SERVING passes).
+ * Probes (TCP, HTTP, gRPC health; over the cluster's TLS when it has one): probes.ts.
  */
-import { request as httpRequest } from 'node:http';
-import { connect as h2connect, constants as h2c } from 'node:http2';
-import { connect as netConnect } from 'node:net';
 import type { HealthCheckConfig } from '../../config/types.js';
 import type { HostHealth } from '../cluster/host-health.js';
+import { defaultProbe, type Probe, type ProbeTarget } from './probes.js';
 
-export interface ProbeTarget { readonly key: string; readonly address: string; readonly port: number }
+export { createProbe, defaultProbe, type ClusterTlsLookup, type Probe, type ProbeTarget } from './probes.js';
 
 interface HostState { target: ProbeTarget; failures: number; successes: number; timer: NodeJS.Timeout | undefined; running: boolean }
-
-/** One probe: resolves true (healthy) or false; must settle within timeoutMs. */
-export type Probe = (t: ProbeTarget, cfg: HealthCheckConfig) => Promise<boolean>;
 
 export class HealthChecker {
   private readonly hosts = new Map<string, HostState>();
@@ -57,7 +51,7 @@ export class HealthChecker {
     s.running = true;
     let ok: boolean;
     try {
-      ok = await withTimeout(this.probe(s.target, this.config), this.config.timeoutMs);
+      ok = await withTimeout(this.probe(s.target, this.config, this.clusterName), this.config.timeoutMs);
     } catch {
       ok = false;
     }
@@ -91,108 +85,5 @@ function withTimeout(p: Promise<boolean>, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
     const t = setTimeout(() => resolve(false), ms);
     p.then((v) => { clearTimeout(t); resolve(v); }, () => { clearTimeout(t); resolve(false); });
-  });
-}
-
-const hostPort = (t: ProbeTarget): string => (t.address.includes(':') ? `[${t.address}]:${t.port}` : `${t.address}:${t.port}`);
-
-export const defaultProbe: Probe = (t, cfg) => {
-  switch (cfg.kind.type) {
-    case 'tcp': return tcpProbe(t, cfg.timeoutMs);
-    case 'http': return httpProbe(t, cfg.kind.path, cfg.kind.host, cfg.kind.expected, cfg.timeoutMs);
-    case 'grpc': return grpcProbe(t, cfg.kind.serviceName, cfg.kind.authority, cfg.timeoutMs);
-  }
-};
-
-function tcpProbe(t: ProbeTarget, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = netConnect({ host: t.address, port: t.port });
-    const timer = setTimeout(() => { s.destroy(); resolve(false); }, timeoutMs);
-    s.once('connect', () => { clearTimeout(timer); s.destroy(); resolve(true); });
-    s.once('error', () => { clearTimeout(timer); resolve(false); });
-  });
-}
-
-function httpProbe(t: ProbeTarget, path: string, host: string | undefined, expected: readonly (readonly [number, number])[], timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const r = httpRequest({
-      host: t.address, port: t.port, path, method: 'GET', agent: false,
-      headers: { host: host ?? hostPort(t), 'user-agent': 'weft-health-checker', connection: 'close' },
-    }, (res) => {
-      const code = res.statusCode ?? 0;
-      res.resume();
-      resolve(expected.some(([a, b]) => code >= a && code < b));
-    });
-    r.setTimeout(timeoutMs, () => r.destroy());
-    r.on('error', () => resolve(false));
-    r.end();
-  });
-}
-
-/** grpc.health.v1.HealthCheckRequest { string service = 1; } encoded by hand. */
-function encodeHealthRequest(service: string): Buffer {
-  const s = Buffer.from(service);
-  const msg = s.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a]), varint(s.length), s]);
-  const frame = Buffer.alloc(5);
-  frame.writeUInt32BE(msg.length, 1);
-  return Buffer.concat([frame, msg]);
-}
-
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n > 0x7f) { out.push((n & 0x7f) | 0x80); n >>>= 7; }
-  out.push(n);
-  return Buffer.from(out);
-}
-
-/** HealthCheckResponse { ServingStatus status = 1; } — SERVING is 1. */
-export function decodeServingStatus(body: Buffer): number | undefined {
-  if (body.length < 5) return undefined;
-  const len = body.readUInt32BE(1);
-  const msg = body.subarray(5, 5 + len);
-  let i = 0;
-  let status = 0; // proto3 default: UNKNOWN
-  while (i < msg.length) {
-    const tag = msg[i++]!;
-    const field = tag >> 3; const wire = tag & 7;
-    if (wire === 0) {
-      let v = 0; let shift = 0;
-      for (;;) { const b = msg[i++]; if (b === undefined) return undefined; v |= (b & 0x7f) << shift; shift += 7; if ((b & 0x80) === 0) break; }
-      if (field === 1) status = v;
-    } else if (wire === 2) {
-      let l = 0; let shift = 0;
-      for (;;) { const b = msg[i++]; if (b === undefined) return undefined; l |= (b & 0x7f) << shift; shift += 7; if ((b & 0x80) === 0) break; }
-      i += l;
-    } else {
-      return undefined;
-    }
-  }
-  return status;
-}
-
-function grpcProbe(t: ProbeTarget, service: string, authority: string | undefined, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (ok: boolean): void => { if (done) return; done = true; clearTimeout(timer); session.destroy(); resolve(ok); };
-    const session = h2connect(`http://${hostPort(t)}`);
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    session.on('error', () => finish(false));
-    const s = session.request({
-      ':method': 'POST', ':path': '/grpc.health.v1.Health/Check', ':authority': authority ?? hostPort(t),
-      'content-type': 'application/grpc', te: 'trailers', 'user-agent': 'weft-health-checker',
-    });
-    const chunks: Buffer[] = [];
-    let grpcStatus: string | undefined;
-    let httpOk = false;
-    s.on('response', (h) => {
-      httpOk = h[':status'] === 200;
-      if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
-    });
-    s.on('trailers', (h) => { if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']); });
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('end', () => finish(httpOk && grpcStatus === '0' && decodeServingStatus(Buffer.concat(chunks)) === 1));
-    s.on('error', () => finish(false));
-    s.on('close', () => { if (s.rstCode !== undefined && s.rstCode !== h2c.NGHTTP2_NO_ERROR) finish(false); else finish(httpOk && grpcStatus === '0' && decodeServingStatus(Buffer.concat(chunks)) === 1); });
-    s.end(encodeHealthRequest(service));
   });
 }

@@ -12,9 +12,23 @@
  * shared 2-core machine could show (+2 % req/s, inside the noise) for +14.8 MB of idle
  * RSS, so the Agent stays.
  */
-import { Agent } from 'node:http';
+import { Agent, type AgentOptions, type ClientRequestArgs } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { UpstreamTlsConfig } from '../../config/types.js';
+import { connectUpstreamTls, type UpstreamTlsContext } from '../../tls/upstream-tls.js';
+
+/**
+ * TLS clusters (UpstreamTlsContext): one Agent per compiled TLS config, whose
+ * connections are opened by tls/upstream-tls.ts and handed to node:http only once
+ * verified (createConnection's callback form), so a failed handshake or SAN
+ * mismatch is a connect failure. When ALPN picks h2, the verified connection becomes
+ * this host's HTTP/2 session instead and the request is told to go there
+ * (error code WEFT_ERR_ALPN_H2); later requests to the host use HTTP/2 directly.
+ */
+export const ALPN_H2 = 'WEFT_ERR_ALPN_H2';
 
 /** One multiplexed HTTP/2 session to one endpoint. */
 export interface H2Conn {
@@ -28,9 +42,13 @@ export interface UpstreamPool {
   /**
    * The HTTP/2 session to `host:port`, created on first use and replaced once it is
    * closed, errored or GOAWAY'd (streams already on the old one finish there).
-   * `onNew` runs when a new connection is attempted.
+   * `onNew` runs when a new connection is attempted. With `tls`, over mTLS (ALPN h2).
    */
-  h2(host: string, port: number, connectTimeoutMs: number, onNew?: (c: H2Conn) => void): H2Conn;
+  h2(host: string, port: number, connectTimeoutMs: number, onNew?: (c: H2Conn) => void, tls?: UpstreamTlsContext): H2Conn;
+  /** The keep-alive Agent of a TLS cluster: verified connections only (see ALPN_H2). */
+  tlsAgent(tls: UpstreamTlsContext, connectTimeoutMs: number): Agent;
+  /** True once a TLS handshake with `host:port` negotiated h2 (send HTTP/2 there). */
+  negotiatedH2(host: string, port: number): boolean;
   /** Closes idle sockets; in-flight requests finish. */
   close(): void;
 }
@@ -46,47 +64,129 @@ export function createUpstreamPool(maxConnections: number): UpstreamPool {
     scheduling: 'lifo',
   });
   const sessions = new Map<string, H2Conn>();
+  /** `host:port` of TLS peers that chose h2 by ALPN. */
+  const alpnH2 = new Set<string>();
+  const tlsAgents = new Map<UpstreamTlsConfig, TlsAgent>();
   let closed = false;
-  const h2 = (host: string, port: number, connectTimeoutMs: number, onNew?: (c: H2Conn) => void): H2Conn => {
-    const key = `${host}:${port}`;
-    const cur = sessions.get(key);
-    if (cur !== undefined && !cur.session.closed && !cur.session.destroyed) return cur;
-    let sock: Socket | undefined;
-    const session = h2connect(`http://${host.includes(':') ? `[${host}]` : host}:${port}`, {
-      createConnection: () => {
-        sock = netConnect({ host, port });
-        return sock;
-      },
+  const authority = (host: string, port: number): string => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  /** Wraps a connection (connecting, or already verified) in an HTTP/2 session and registers it. */
+  const open = (key: string, host: string, port: number, sock: Socket | TLSSocket, tls: boolean, connectTimeoutMs: number): H2Conn => {
+    const session = h2connect(`${tls ? 'https' : 'http'}://${authority(host, port)}`, {
+      createConnection: () => sock,
       // No cap on concurrent streams beyond the server's own SETTINGS.
       peerMaxConcurrentStreams: 1000,
     });
-    const conn: H2Conn = { session, connected: false };
+    // An adopted connection (ALPN chose h2 on a verified socket) still waits for SETTINGS.
+    const conn: H2Conn = { session, connected: !tls && !sock.connecting };
     const forget = (): void => { if (sessions.get(key) === conn) sessions.delete(key); };
-    const ct = setTimeout(() => {
-      sock?.destroy(Object.assign(new Error(`connect timeout after ${connectTimeoutMs} ms`), { code: 'WEFT_ERR_CONNECT_TIMEOUT' }));
-    }, connectTimeoutMs);
-    sock?.once('connect', () => { conn.connected = true; clearTimeout(ct); });
-    session.once('close', () => { clearTimeout(ct); forget(); });
+    if (!conn.connected) {
+      const ct = setTimeout(() => {
+        sock.destroy(Object.assign(new Error(`connect timeout after ${connectTimeoutMs} ms`), { code: 'WEFT_ERR_CONNECT_TIMEOUT' }));
+      }, connectTimeoutMs);
+      if (tls) {
+        // Over TLS "connected" means both sides accepted each other: the peer's SETTINGS
+        // frame. (With TLS 1.3 the client's handshake ends before the server has checked
+        // our certificate; a peer that refuses it just closes.) Anything earlier is UF.
+        session.once('remoteSettings', () => { conn.connected = true; clearTimeout(ct); });
+      } else {
+        sock.once('connect', () => { conn.connected = true; clearTimeout(ct); });
+      }
+      session.once('close', () => clearTimeout(ct));
+    }
+    session.once('close', forget);
     session.once('goaway', forget);
     session.on('error', forget);
     // An idle session does not keep the process alive; streams ref it while they run.
     session.unref();
     if (!closed) sessions.set(key, conn);
+    return conn;
+  };
+  const h2 = (host: string, port: number, connectTimeoutMs: number, onNew?: (c: H2Conn) => void, tls?: UpstreamTlsContext): H2Conn => {
+    const key = `${host}:${port}${tls === undefined ? '' : '|tls'}`;
+    const cur = sessions.get(key);
+    if (cur !== undefined && !cur.session.closed && !cur.session.destroyed) return cur;
+    const sock = tls === undefined ? netConnect({ host, port, noDelay: true }) : connectUpstreamTls(host, port, tls, ['h2']);
+    const conn = open(key, host, port, sock, tls !== undefined, connectTimeoutMs);
     onNew?.(conn);
     return conn;
+  };
+  const tlsAgent = (tls: UpstreamTlsContext, connectTimeoutMs: number): Agent => {
+    let a = tlsAgents.get(tls.config);
+    if (a === undefined) {
+      a = new TlsAgent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets: maxConnections, maxTotalSockets: maxConnections, maxFreeSockets: 256, scheduling: 'lifo' });
+      const agentRef = a;
+      a.adopt = (host, port, sock) => {
+        alpnH2.add(`${host}:${port}`);
+        const key = `${host}:${port}|tls`;
+        const cur = sessions.get(key);
+        if (cur !== undefined && !cur.session.closed && !cur.session.destroyed) { sock.destroy(); return; }
+        open(key, host, port, sock, true, agentRef.connectTimeoutMs);
+      };
+      tlsAgents.set(tls.config, a);
+    }
+    // Per call: the cluster's settings may change while its compiled TLS config stays.
+    a.ctx = tls;
+    a.connectTimeoutMs = connectTimeoutMs;
+    return a;
   };
   return {
     agent,
     h2,
+    tlsAgent,
+    negotiatedH2: (host, port) => alpnH2.has(`${host}:${port}`),
     close: () => {
       closed = true;
       for (const c of sessions.values()) c.session.close();
       sessions.clear();
+      for (const a of tlsAgents.values()) closeAgent(a);
+      tlsAgents.clear();
       // Destroy only idle sockets; busy ones are released to an agent nobody uses
       // again and are closed when their response ends (keepAlive false from now).
-      for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
-      agent.maxFreeSockets = 0;
-      (agent as unknown as { keepAlive: boolean }).keepAlive = false;
+      closeAgent(agent);
     },
   };
+}
+
+function closeAgent(agent: Agent): void {
+  for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
+  agent.maxFreeSockets = 0;
+  (agent as unknown as { keepAlive: boolean }).keepAlive = false;
+}
+
+
+class TlsAgent extends Agent {
+  ctx!: UpstreamTlsContext;
+  connectTimeoutMs = 5000;
+  adopt!: (host: string, port: number, sock: TLSSocket, t: UpstreamTlsContext) => void;
+
+  constructor(opts: AgentOptions) {
+    super(opts);
+  }
+
+  override createConnection(options: ClientRequestArgs, oncreate?: (err: Error | null, stream: Duplex) => void): undefined {
+    const host = options.host ?? 'localhost';
+    const port = Number(options.port);
+    const t = this.ctx;
+    const sock = connectUpstreamTls(host, port, t);
+    const ct = setTimeout(() => {
+      t.stats.upstreamCxConnectTimeout++;
+      sock.destroy(Object.assign(new Error(`connect timeout after ${this.connectTimeoutMs} ms`), { code: 'WEFT_ERR_CONNECT_TIMEOUT' }));
+    }, this.connectTimeoutMs);
+    t.stats.upstreamCxTotal++;
+    const done = oncreate ?? ((): void => {});
+    const onError = (err: Error): void => { clearTimeout(ct); done(err, sock); };
+    sock.once('error', onError);
+    sock.once('secureConnect', () => {
+      clearTimeout(ct);
+      sock.off('error', onError);
+      const ts = sock as TLSSocket;
+      if (ts.alpnProtocol === 'h2') {
+        this.adopt(host, port, ts, t);
+        done(Object.assign(new Error('the upstream chose HTTP/2 (ALPN h2)'), { code: ALPN_H2 }), sock);
+        return;
+      }
+      done(null, sock);
+    });
+    return undefined;
+  }
 }

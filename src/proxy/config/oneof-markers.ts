@@ -1,0 +1,37 @@
+/**
+ * proto-loader with `oneofs: true` adds a marker field per set oneof, named after the
+ * oneof group, whose value names the member that is set (`rule: 'any'` beside
+ * `any: true`). Compilers read the members, never the markers, and must not mistake a
+ * marker for a second member ("sets any, rule: exactly one is allowed"), so typed
+ * configs and dumps drop them. The group names come from the very protos the proxy
+ * decodes with, so a newly loaded message needs no list to be kept up to date.
+ */
+import { envoyPackageDefinition } from '../../xds/protos.js';
+import { isObject } from './proto-values.js';
+import type { ProtoJson } from './types.js';
+
+let names: ReadonlySet<string> | undefined;
+
+function oneofNames(): ReadonlySet<string> {
+  if (names !== undefined) return names;
+  const s = new Set<string>();
+  for (const d of Object.values(envoyPackageDefinition())) {
+    const decls = (d as { type?: { oneofDecl?: { name?: string }[] } }).type?.oneofDecl;
+    for (const o of decls ?? []) if (typeof o.name === 'string') s.add(o.name);
+  }
+  names = s;
+  return s;
+}
+
+/** A marker is a oneof group name whose string value names a sibling field that is set. */
+export function stripOneofMarkers(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(stripOneofMarkers);
+  if (!isObject(v)) return v;
+  const groups = oneofNames();
+  const out: ProtoJson = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (typeof val === 'string' && groups.has(k) && val !== k && Object.prototype.hasOwnProperty.call(v, val)) continue;
+    out[k] = stripOneofMarkers(val);
+  }
+  return out;
+}

@@ -1,0 +1,70 @@
+/**
+ * Wiring of the proxy's telemetry, kept out of proxy.ts and workers/primary.ts: which
+ * recorder a proxy uses, the access-log hook that feeds it, and starting the client
+ * (grpc-js is loaded only when a control plane is configured, as for ADS).
+ */
+import type { ChannelCredentials } from '@grpc/grpc-js';
+import type { Logger } from '../../lib/log.js';
+import type { AccessLogEntry } from '../http/forward.js';
+import { NODE_METADATA } from '../xds-client/node-metadata.js';
+import type { Backoff } from '../xds-client/backoff.js';
+import { TelemetryRecorder, type TapSpec } from './recorder.js';
+import type { TelemetryClient } from './telemetry-client.js';
+
+export interface TelemetryOptions {
+  /** Summary interval (default 5 s). */
+  readonly intervalMs?: number;
+  /** A recorder made by the caller (a worker, whose primary sends the summaries). */
+  readonly recorder?: TelemetryRecorder;
+  /** false: no telemetry stream (the recorder, if any, still counts). */
+  readonly stream?: boolean;
+  readonly backoff?: Backoff;
+  /** The ADS stream's channel credentials (mTLS once the proxy has its SVID); default plaintext. */
+  readonly credentials?: () => ChannelCredentials;
+}
+
+/** The proxy's own Service from its node metadata; undefined when it serves none. */
+export function ownServiceOf(metadata: Record<string, unknown>): { name: string; namespace: string } | undefined {
+  const name = metadata[NODE_METADATA.service];
+  if (typeof name !== 'string' || name === '') return undefined;
+  const ns = metadata[NODE_METADATA.namespace];
+  return { name, namespace: typeof ns === 'string' && ns !== '' ? ns : 'default' };
+}
+
+export function recorderFor(opts: TelemetryOptions | false | undefined, metadata: Record<string, unknown>): TelemetryRecorder | undefined {
+  if (opts === false) return undefined;
+  if (opts?.recorder !== undefined) return opts.recorder;
+  const own = ownServiceOf(metadata);
+  return own === undefined ? undefined : new TelemetryRecorder(own);
+}
+
+/** The access-log hook: the recorder first, then the caller's own hook. */
+export function accessLogHook(rec: TelemetryRecorder | undefined, user: ((e: AccessLogEntry) => void) | undefined): ((e: AccessLogEntry) => void) | undefined {
+  if (rec === undefined) return user;
+  if (user === undefined) return (e) => rec.record(e);
+  return (e) => {
+    rec.record(e);
+    user(e);
+  };
+}
+
+export async function startTelemetry(p: {
+  readonly opts: TelemetryOptions | false | undefined;
+  readonly recorder: TelemetryRecorder | undefined;
+  readonly addresses: readonly string[];
+  readonly nodeId: string;
+  readonly metadata: Record<string, unknown>;
+  readonly log: Logger;
+  readonly onTapsChanged?: (specs: readonly TapSpec[]) => void;
+}): Promise<TelemetryClient | undefined> {
+  const own = ownServiceOf(p.metadata);
+  if (p.recorder === undefined || own === undefined || p.addresses.length === 0 || p.opts === false || p.opts?.stream === false) return undefined;
+  const { startTelemetryClient } = await import('./telemetry-client.js');
+  return startTelemetryClient({
+    addresses: p.addresses, nodeId: p.nodeId, service: own.name, namespace: own.namespace, recorder: p.recorder, log: p.log,
+    ...(p.opts?.intervalMs !== undefined ? { intervalMs: p.opts.intervalMs } : {}),
+    ...(p.opts?.backoff !== undefined ? { backoff: p.opts.backoff } : {}),
+    ...(p.opts?.credentials !== undefined ? { credentials: p.opts.credentials } : {}),
+    ...(p.onTapsChanged !== undefined ? { onTapsChanged: p.onTapsChanged } : {}),
+  });
+}
