@@ -268,7 +268,7 @@ describe('weft control with xDS', () => {
     const r = await weft(['--server', apiUrl, 'proxy-config', 'nobody', 'clusters']);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^error: no connected xDS client matches "nobody" \(connected: .*grpc-tester/m);
-    const bad = await weft(['--server', apiUrl, 'proxy-config', GRPC_NODE, 'secrets']);
+    const bad = await weft(['--server', apiUrl, 'proxy-config', GRPC_NODE, 'bogus']);
     assert.equal(bad.code, 2, bad.stderr);
   });
 

@@ -9,6 +9,8 @@ import { compileListener } from './compile-listener.js';
 import { compileRouteConfig } from './compile-route.js';
 import { ConfigError } from './proto-values.js';
 import { stripOneofMarkers } from './state.js';
+import { registerOneofNames } from './oneof-markers.js';
+import { envoyPackageDefinition } from '../../xds/protos.js';
 
 const refuses = (fn: () => unknown, re: RegExp): void => {
   assert.throws(fn, (e: unknown) => e instanceof ConfigError && re.test(e.message));
@@ -218,6 +220,10 @@ describe('listeners', () => {
 });
 
 test('oneof markers from proto-loader are dropped from dumps, real fields kept', () => {
+  registerOneofNames(envoyPackageDefinition());
   const raw = { name: 'match', match: { prefix: '/', path_specifier: 'prefix' }, address: { socket_address: { address: '1.2.3.4' }, address: 'socket_address' } };
   assert.deepEqual(stripOneofMarkers(raw), { name: 'match', match: { prefix: '/' }, address: { socket_address: { address: '1.2.3.4' } } });
+  // An RBAC permission as decoded from the wire: `rule` names the member that is set.
+  assert.deepEqual(stripOneofMarkers({ permissions: [{ any: true, rule: 'any' }], principals: [{ authenticated: { principal_name: { exact: 'spiffe://a/ns/b/sa/c', match_pattern: 'exact' } }, identifier: 'authenticated' }] }),
+    { permissions: [{ any: true }], principals: [{ authenticated: { principal_name: { exact: 'spiffe://a/ns/b/sa/c' } } }] });
 });

@@ -6,28 +6,32 @@
  * configs and dumps drop them. The group names come from the very protos the proxy
  * decodes with, so a newly loaded message needs no list to be kept up to date.
  */
-import { envoyPackageDefinition } from '../../xds/protos.js';
 import { isObject } from './proto-values.js';
 import type { ProtoJson } from './types.js';
 
-let names: ReadonlySet<string> | undefined;
+/**
+ * Filled by the xDS client when it loads the protos it decodes with (registerOneofNames).
+ * Until then nothing is a marker: static bootstraps and the resources a worker gets from
+ * its primary (stripped there) carry none, and an idle proxy need not load the protos.
+ */
+let names: ReadonlySet<string> = new Set();
 
-function oneofNames(): ReadonlySet<string> {
-  if (names !== undefined) return names;
+/** The oneof group names of every message of a proto-loader package definition. */
+export function registerOneofNames(def: Record<string, unknown>): void {
   const s = new Set<string>();
-  for (const d of Object.values(envoyPackageDefinition())) {
-    const decls = (d as { type?: { oneofDecl?: { name?: string }[] } }).type?.oneofDecl;
+  for (const d of Object.values(def)) {
+    const decls = (d as { type?: { oneofDecl?: { name?: string }[] } } | undefined)?.type?.oneofDecl;
     for (const o of decls ?? []) if (typeof o.name === 'string') s.add(o.name);
   }
   names = s;
-  return s;
 }
 
 /** A marker is a oneof group name whose string value names a sibling field that is set. */
 export function stripOneofMarkers(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(stripOneofMarkers);
   if (!isObject(v)) return v;
-  const groups = oneofNames();
+  const groups = names;
+  if (groups.size === 0) return v;
   const out: ProtoJson = {};
   for (const [k, val] of Object.entries(v)) {
     if (typeof val === 'string' && groups.has(k) && val !== k && Object.prototype.hasOwnProperty.call(v, val)) continue;

@@ -9,7 +9,8 @@
  * subscriptions with the versions it holds.
  */
 import * as grpc from '@grpc/grpc-js';
-import { adsServices } from '../../xds/protos.js';
+import { adsServices, envoyPackageDefinition } from '../../xds/protos.js';
+import { registerOneofNames } from '../config/oneof-markers.js';
 import { CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER, ROUTE_CONFIGURATION, SECRET, SHORT_NAMES, type XdsTypeUrl } from '../../xds/type-urls.js';
 import type { Logger } from '../../lib/log.js';
 import type { ConfigState, ResourceKind } from '../config/state.js';
@@ -157,6 +158,8 @@ export class AdsClient {
     if (this.closed) return;
     const address = this.currentAddress;
     const { AdsClient: Ctor } = adsServices();
+    // What this client decodes carries proto-loader's oneof markers: say which names they are.
+    registerOneofNames(envoyPackageDefinition());
     const creds = (this.opts.credentials ?? channelCredentials)?.() ?? grpc.credentials.createInsecure();
     const client = new Ctor(address, creds, {
       'grpc.keepalive_time_ms': 30_000,
