@@ -16,7 +16,12 @@ export function compileCluster(v: unknown, path = ''): ClusterConfig {
   if (name === '') fail(at('name'), 'must not be empty');
   if (c.cluster_type !== undefined) fail(at('cluster_type'), 'custom cluster types are not supported');
   const kind = enumStr(c.type, at('type'), ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST'], 'STATIC');
-  if (kind !== 'STATIC' && kind !== 'EDS') fail(at('type'), `${kind} clusters are not supported yet (STATIC and EDS are)`);
+  if (kind === 'ORIGINAL_DST') fail(at('type'), 'ORIGINAL_DST clusters are not supported yet (STATIC, EDS, STRICT_DNS and LOGICAL_DNS are)');
+  // DNS clusters (the control plane's JWKS clusters, users' external services): the
+  // endpoint's host name is resolved by the OS resolver at each new connection, i.e.
+  // LOGICAL_DNS semantics for both kinds — STRICT_DNS's one host per resolved address
+  // is not kept (docs/proxy.md).
+  const dns = kind === 'STRICT_DNS' || kind === 'LOGICAL_DNS';
   let edsName = name;
   if (kind === 'EDS') {
     const eds = optObj(c.eds_cluster_config, at('eds_cluster_config'));
@@ -90,11 +95,12 @@ export function compileCluster(v: unknown, path = ''): ClusterConfig {
   const panic = optObj(clb?.healthy_panic_threshold, at('common_lb_config.healthy_panic_threshold'));
   const panicThresholdPercent = panic === undefined ? 50 : num(panic.value, at('common_lb_config.healthy_panic_threshold.value'), 0);
   if (panicThresholdPercent < 0 || panicThresholdPercent > 100) fail(at('common_lb_config.healthy_panic_threshold'), 'must be in [0, 100]');
-  const loadAssignment = c.load_assignment === undefined ? undefined : compileLoadAssignment(c.load_assignment, at('load_assignment'), name);
-  if (kind === 'STATIC' && loadAssignment === undefined) fail(at('load_assignment'), 'a STATIC cluster needs load_assignment');
+  const loadAssignment = c.load_assignment === undefined ? undefined : compileLoadAssignment(c.load_assignment, at('load_assignment'), name, dns);
+  if (kind !== 'EDS' && loadAssignment === undefined) fail(at('load_assignment'), `a ${kind} cluster needs load_assignment`);
   return Object.freeze({
     name,
-    kind,
+    // A DNS cluster serves its fixed assignment like a STATIC one (names resolved per connection).
+    kind: kind === 'EDS' ? 'EDS' : 'STATIC',
     edsName,
     lbPolicy: lbPolicy as LbPolicy,
     connectTimeoutMs: durationMs(c.connect_timeout, at('connect_timeout'), 5000),
@@ -111,7 +117,7 @@ export function compileCluster(v: unknown, path = ''): ClusterConfig {
     panicThresholdPercent,
     localityWeighted,
     protocol,
-    loadAssignment: kind === 'STATIC' ? loadAssignment : undefined,
+    loadAssignment: kind === 'EDS' ? undefined : loadAssignment,
     tls,
   });
 }

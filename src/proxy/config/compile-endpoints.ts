@@ -14,7 +14,11 @@ const HEALTH: readonly HealthStatus[] = ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRA
  * localities, since control planes set a locality's weight to the sum of its
  * hosts' weights.
  */
-export function compileLoadAssignment(v: unknown, path = '', clusterNameOverride?: string): EndpointAssignment {
+/** RFC 1123 host name (what a DNS cluster's endpoint may name instead of an IP). */
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+
+/** `dnsNames`: a STRICT_DNS / LOGICAL_DNS cluster's assignment, whose endpoints may be host names. */
+export function compileLoadAssignment(v: unknown, path = '', clusterNameOverride?: string, dnsNames = false): EndpointAssignment {
   const cla = obj(v, path || 'cluster_load_assignment');
   const at = (s: string): string => (path === '' ? s : `${path}.${s}`);
   const clusterName = clusterNameOverride ?? str(cla.cluster_name, at('cluster_name'));
@@ -35,7 +39,7 @@ export function compileLoadAssignment(v: unknown, path = '', clusterNameOverride
       if (lbe.endpoint_name !== undefined) fail(`${ep}.endpoint_name`, 'named endpoints are not supported');
       const e = obj(lbe.endpoint, `${ep}.endpoint`);
       const { host, port } = socketAddress(e.address, `${ep}.endpoint.address`);
-      if (isIP(host) === 0) fail(`${ep}.endpoint.address.socket_address.address`, `"${host}" is not an IP literal`);
+      if (isIP(host) === 0 && !(dnsNames && HOSTNAME.test(host))) fail(`${ep}.endpoint.address.socket_address.address`, `"${host}" is not an IP literal${dnsNames ? ' or a host name' : ''}`);
       if (port === 0) fail(`${ep}.endpoint.address.socket_address.port_value`, 'must not be 0');
       const w = num(lbe.load_balancing_weight, `${ep}.load_balancing_weight`, 1);
       if (!Number.isInteger(w) || w < 1) fail(`${ep}.load_balancing_weight`, 'must be an integer ≥ 1');

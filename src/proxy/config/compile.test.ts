@@ -32,7 +32,13 @@ describe('clusters', () => {
     assert.equal(c.maglevTableSize, 251);
     refuses(() => compileCluster({ name: 'a', type: 'EDS', lb_policy: 'MAGLEV', maglev_lb_config: { table_size: 100 } }), /must be a prime/);
     refuses(() => compileCluster({ name: 'a', type: 'EDS', lb_policy: 'CLUSTER_PROVIDED' }), /CLUSTER_PROVIDED is not supported/);
-    refuses(() => compileCluster({ name: 'a', type: 'STRICT_DNS' }), /STRICT_DNS clusters are not supported/);
+    refuses(() => compileCluster({ name: 'a', type: 'STRICT_DNS' }), /a STRICT_DNS cluster needs load_assignment/);
+    refuses(() => compileCluster({ name: 'a', type: 'ORIGINAL_DST' }), /ORIGINAL_DST clusters are not supported/);
+    const dnsAssignment = (host: string): unknown => ({ cluster_name: 'jwks', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: 443 } } } }] }] });
+    const jwks = compileCluster({ name: 'jwks|issuer.example:443', type: 'STRICT_DNS', load_assignment: dnsAssignment('issuer.example') });
+    assert.equal(jwks.loadAssignment?.endpoints[0]?.address, 'issuer.example');
+    refuses(() => compileCluster({ name: 'a', type: 'LOGICAL_DNS', load_assignment: dnsAssignment('bad_name!') }), /"bad_name!" is not an IP literal or a host name/);
+    refuses(() => compileCluster({ name: 'a', type: 'STATIC', load_assignment: dnsAssignment('issuer.example') }), /"issuer.example" is not an IP literal$/);
     // Upstream TLS without trusted CAs would mean an unverified peer: refused (src/proxy/tls/compile-tls.ts).
     refuses(() => compileCluster({ name: 'a', type: 'EDS', transport_socket: { name: 'tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext' } } }), /needs a validation context/);
   });
@@ -226,4 +232,6 @@ test('oneof markers from proto-loader are dropped from dumps, real fields kept',
   // An RBAC permission as decoded from the wire: `rule` names the member that is set.
   assert.deepEqual(stripOneofMarkers({ permissions: [{ any: true, rule: 'any' }], principals: [{ authenticated: { principal_name: { exact: 'spiffe://a/ns/b/sa/c', match_pattern: 'exact' } }, identifier: 'authenticated' }] }),
     { permissions: [{ any: true }], principals: [{ authenticated: { principal_name: { exact: 'spiffe://a/ns/b/sa/c' } } }] });
+  // A nested message's oneof (MetadataKey.PathSegment's `segment`).
+  assert.deepEqual(stripOneofMarkers({ path: [{ key: 'iss', segment: 'key' }] }), { path: [{ key: 'iss' }] });
 });

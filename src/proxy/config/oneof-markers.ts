@@ -19,12 +19,16 @@ let names: ReadonlySet<string> = new Set();
 /** The oneof group names of every message of a proto-loader package definition. */
 export function registerOneofNames(def: Record<string, unknown>): void {
   const s = new Set<string>();
-  for (const d of Object.values(def)) {
-    const decls = (d as { type?: { oneofDecl?: { name?: string }[] } } | undefined)?.type?.oneofDecl;
-    for (const o of decls ?? []) if (typeof o.name === 'string') s.add(o.name);
-  }
+  // Nested messages (MetadataKey.PathSegment's `segment`, …) are in their parent's descriptor.
+  const visit = (t: Descriptor | undefined): void => {
+    for (const o of t?.oneofDecl ?? []) if (typeof o.name === 'string') s.add(o.name);
+    for (const n of t?.nestedType ?? []) visit(n);
+  };
+  for (const d of Object.values(def)) visit((d as { type?: Descriptor } | undefined)?.type);
   names = s;
 }
+
+interface Descriptor { readonly oneofDecl?: readonly { name?: string }[]; readonly nestedType?: readonly Descriptor[] }
 
 /** A marker is a oneof group name whose string value names a sibling field that is set. */
 export function stripOneofMarkers(v: unknown): unknown {

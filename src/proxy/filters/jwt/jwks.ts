@@ -5,7 +5,8 @@
  * token names a kid the cached set lacks (key rotation) — at most once per cooldown,
  * so tokens with made-up kids cannot turn the proxy into a load generator for the IdP.
  */
-import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import type { JSONWebKeySet, JWTVerifyGetKey } from 'jose';
+import { loadJose } from './jose-lazy.js';
 import { WeftError } from '../../../lib/errors.js';
 
 export type KeyResolver = JWTVerifyGetKey;
@@ -26,7 +27,14 @@ export function parseJwks(text: string): KeyResolver {
     throw new Error(`not JSON: ${(e as Error).message}`, { cause: e });
   }
   if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as { keys?: unknown }).keys)) throw new Error('a JWKS needs a "keys" list');
-  return createLocalJWKSet(doc as JSONWebKeySet);
+  // What jose's createLocalJWKSet checks, here at config time (it runs at the first token).
+  if (!(doc as { keys: unknown[] }).keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k))) throw new Error('every entry of "keys" must be a JWK object');
+  // The key set itself is built on first use (jose is loaded lazily, jose-lazy.ts).
+  let local: JWTVerifyGetKey | undefined;
+  return async (header, token) => {
+    local ??= (await loadJose()).createLocalJWKSet(doc as JSONWebKeySet);
+    return local(header, token);
+  };
 }
 
 export function localJwks(text: string): JwksSource {

@@ -3,7 +3,8 @@
  * kid), signature, time claims with the provider's clock skew, audiences, subject and
  * lifetime. jose does the cryptography; its errors map onto Envoy's statuses.
  */
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import type { JWTPayload, ProtectedHeaderParameters } from 'jose';
+import { loadJose } from './jose-lazy.js';
 import { stringMatches } from '../../config/compile-route.js';
 import type { JwtProvider } from './config.js';
 import type { KeyResolver } from './jwks.js';
@@ -16,7 +17,7 @@ export interface Verified {
 
 export type VerifyResult = { readonly status: 'Ok'; readonly verified: Verified } | { readonly status: Exclude<JwtStatus, 'Ok'> };
 
-function mapError(e: unknown): Exclude<JwtStatus, 'Ok'> {
+function mapError(errors: typeof import('jose').errors, e: unknown): Exclude<JwtStatus, 'Ok'> {
   if (e instanceof errors.JWTExpired) return 'JwtExpired';
   if (e instanceof errors.JWTClaimValidationFailed) {
     switch (e.claim) {
@@ -33,6 +34,7 @@ function mapError(e: unknown): Exclude<JwtStatus, 'Ok'> {
 }
 
 export async function verifyToken(p: JwtProvider, audiences: readonly string[] | undefined, token: string, nowMs: number): Promise<VerifyResult> {
+  const { decodeJwt, decodeProtectedHeader, errors, jwtVerify } = await loadJose();
   let payload: JWTPayload;
   try {
     decodeProtectedHeader(token);
@@ -66,7 +68,7 @@ export async function verifyToken(p: JwtProvider, audiences: readonly string[] |
       out = await attempt(keys);
     }
   } catch (e) {
-    return { status: mapError(e) };
+    return { status: mapError(errors, e) };
   }
   if (out.status !== 'Ok') return out;
   const v = out.verified.payload;
