@@ -33,6 +33,8 @@ export interface ChildStats {
   nacks: number;
   stale: number;
   builds: number;
+  /** The server's own change → ACK histogram (weft_control_xds_convergence_seconds): per-bucket counts (last: +Inf), sum in s. */
+  convergence: { counts: number[]; sum: number; count: number };
 }
 
 export type ChildReply =
@@ -71,6 +73,7 @@ function stats(): ChildStats {
     nacks: xds?.ads.counters.nacks ?? 0,
     stale: xds?.ads.counters.stale ?? 0,
     builds: xds?.cache.buildCount ?? 0,
+    convergence: xds ? { counts: [...xds.ads.counters.convergence.counts], sum: xds.ads.counters.convergence.sum, count: xds.ads.counters.convergence.count } : { counts: [], sum: 0, count: 0 },
   };
 }
 

@@ -23,6 +23,7 @@ import { churnChange, httpRoute } from './fixtures.js';
 import { newChannel, SimClient } from './sim-client.js';
 import { addressPattern, now, resourceName, type LightResponse } from './wire.js';
 import { summarize } from './profile-summary.js';
+import { CONVERGENCE_BUCKETS } from '../../src/control/xds/ads-server.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -147,6 +148,24 @@ function procCpu(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/**
+ * The churn phase's part of the server's convergence histogram (after − before):
+ * count, mean, and the bucket bounds the 50th and 99th percentiles fall under.
+ */
+function serverConvergence(before: ChildStats['convergence'], after: ChildStats['convergence']): { count: number; meanMs: number; p50LeMs: number; p99LeMs: number } {
+  const counts = after.counts.map((c, i) => c - (before.counts[i] ?? 0));
+  const count = after.count - before.count;
+  const le = (q: number): number => {
+    let acc = 0;
+    for (let i = 0; i < counts.length; i++) {
+      acc += counts[i] as number;
+      if (acc >= q * count) return i < CONVERGENCE_BUCKETS.length ? (CONVERGENCE_BUCKETS[i] as number) * 1000 : Infinity;
+    }
+    return NaN;
+  };
+  return { count, meanMs: count > 0 ? round(((after.sum - before.sum) / count) * 1000) : NaN, p50LeMs: le(0.5), p99LeMs: le(0.99) };
 }
 
 // ---------------------------------------------------------------- the child
@@ -390,6 +409,7 @@ async function main(): Promise<number> {
     // ------------------------------------------------ 3. endpoint churn
     const nChanges = Math.min(Math.floor(o.churnRate * o.duration), o.endpoints, 100_000);
     let churnResult: Record<string, unknown> = { changes: 0 };
+    const convergenceBefore = nChanges > 0 && !interrupted ? (await cp.stats(false)).convergence : undefined;
     if (nChanges > 0 && !interrupted) {
       const changes: Resource[] = [];
       for (let k = 0; k < nChanges; k++) {
@@ -454,6 +474,13 @@ async function main(): Promise<number> {
         writerMaxLagMs: cd ? round(cd.maxLagMs, 0) : null,
         storeMaxPutMs: cd ? round(cd.maxPutMs, 0) : null,
       };
+      if (convergenceBefore !== undefined) {
+        // The server's view (rebuild batch's first change → its ACK), bucketed, so percentiles are bucket upper bounds.
+        const after = (await cp.stats(false)).convergence;
+        const server = serverConvergence(convergenceBefore, after);
+        churnResult.serverConvergence = server;
+        log(`   server-side (weft_control_xds_convergence_seconds, churn only): ${server.count} proxy convergences, mean ${server.meanMs} ms, p50 ≤ ${server.p50LeMs} ms, p99 ≤ ${server.p99LeMs} ms`);
+      }
       log(`3. churn: ${written}/${nChanges} Workload changes written at ${o.churnRate}/s; per change (until all proxies ACKed) p50 ${pc.p50} ms, p99 ${pc.p99} ms, max ${pc.max} ms; per proxy p50 ${pp.p50} ms, p99 ${pp.p99} ms; ${unconverged} changes not everywhere within ${o.settleTimeoutS} s after the last write (cp CPU ${cost3.cpCpuS} s)`);
     }
     result.churn = churnResult;

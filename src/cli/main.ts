@@ -2,9 +2,7 @@
 // The `weft` binary: global options, the commands, and the one place failures
 // become an `error: ...` line and an exit code.
 import { Command, CommanderError } from 'commander';
-import { rewriteBootstrapServerFlag } from './commands/bootstrap.js';
 import { versionLine } from './commands/version.js';
-import { EXIT_USAGE, reportError } from './report.js';
 
 type Register = (program: Command) => void;
 
@@ -29,6 +27,8 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   top: async () => (await import('./commands/top.js')).registerTop,
   bootstrap: async () => (await import('./commands/bootstrap.js')).registerBootstrap,
   token: async () => (await import('./commands/token.js')).registerToken,
+  ca: async () => (await import('./commands/ca.js')).registerCa,
+  certs: async () => (await import('./commands/certs.js')).registerCerts,
   validate: async () => (await import('./commands/validate.js')).registerValidate,
   schema: async () => (await import('./commands/schema.js')).registerSchema,
   version: async () => (await import('./commands/version.js')).registerVersion,
@@ -69,10 +69,12 @@ async function createProgram(args: readonly string[]): Promise<Command> {
 async function main(argv: readonly string[]): Promise<void> {
   let program: Command | undefined;
   try {
-    const args = rewriteBootstrapServerFlag(argv.slice(2));
+    // bootstrap.js and report.js pull in the YAML printer: loaded only when needed.
+    const args = invokedCommand(argv.slice(2)) === 'bootstrap' ? (await import('./commands/bootstrap.js')).rewriteBootstrapServerFlag(argv.slice(2)) : argv.slice(2);
     program = await createProgram(args);
     await program.parseAsync([...argv.slice(0, 2), ...args]);
   } catch (e) {
+    const { EXIT_USAGE, reportError } = await import('./report.js');
     if (e instanceof CommanderError) {
       // commander has printed its message (`error: unknown option '--x'`) or the help/version already.
       process.exitCode = e.exitCode === 0 ? 0 : EXIT_USAGE;

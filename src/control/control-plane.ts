@@ -54,6 +54,11 @@ export interface ControlPlaneOptions {
    */
   caSupplied?: SuppliedCaFiles;
   /**
+   * `--dev-workload-ttl`: the lifetime of every workload certificate, whatever
+   * the Mesh says (may be below its 1m floor). Testing and demos only.
+   */
+  devWorkloadTtlMs?: number;
+  /**
    * Keep the configuration in etcd instead of DATA_DIR/store (`--store
    * etcd://...`): many replicas share it (docs/ha.md). The data directory
    * still holds the admin token.
@@ -134,7 +139,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     // With etcd, the join-token key is the one every replica shares (ha/ca-shared.ts).
     const caLog = log.child({ component: 'ca' });
     const joinTokenKey = etcdStore ? await sharedJoinTokenKey(etcdStore, dataDir, caLog) : undefined;
-    const ca = await startCaService({ dataDir, store, log: caLog, ...(opts.caSupplied ? { supplied: opts.caSupplied } : {}), ...(joinTokenKey ? { joinTokenKey } : {}) });
+    const ca = await startCaService({ dataDir, store, log: caLog, ...(opts.caSupplied ? { supplied: opts.caSupplied } : {}), ...(joinTokenKey ? { joinTokenKey } : {}), ...(opts.devWorkloadTtlMs !== undefined ? { workloadTtlOverrideMs: opts.devWorkloadTtlMs } : {}), replicated: etcdStore !== undefined });
     services.push({ name: 'ca', stop: async () => ca.close() });
     if (etcdStore) {
       await checkSharedRoot(etcdStore, ca.ca.material, caLog);
@@ -156,7 +161,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     // weft_control_leader (metrics.ts reads it from here); only with etcd.
     if (etcdStore) Object.defineProperty(xdsView, 'leader', { enumerable: true, get: () => started.leader });
     // Proxies' summaries and taps: served on the xDS port, read through the HTTP API.
-    const telemetry = new TelemetryHub({ log: log.child({ component: 'telemetry' }) });
+    const telemetry = new TelemetryHub({ log: log.child({ component: 'telemetry' }), store });
     services.push({ name: 'telemetry', stop: async () => telemetry.close() });
     const api = createApiServer({ store, adminToken, xds: xdsView, ca, telemetry, log: log.child({ component: 'http' }) });
     const apiAddress = await listen(api, opts.apiAddr);

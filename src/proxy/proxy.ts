@@ -214,7 +214,7 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
     });
     ads.start();
   }
-  const telemetry = await startTelemetry({ opts: opts.telemetry, recorder, addresses: xdsAddresses, nodeId: telemetryNode.id, metadata: telemetryNode.metadata, log });
+  const telemetry = await startTelemetry({ opts: opts.telemetry, recorder, addresses: xdsAddresses, nodeId: telemetryNode.id, metadata: telemetryNode.metadata, log, certs: opts.identity === undefined ? undefined : () => opts.identity!.certs() });
 
   let admin: AdminServer | undefined;
   const adminAddr = splitHostPort(opts.adminAddr ?? bootstrap.adminAddr ?? '127.0.0.1:15000', 'adminAddr');

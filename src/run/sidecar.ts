@@ -47,6 +47,15 @@ export interface SidecarOptions {
   readonly tcpPorts: 'free' | 'service';
   /** How long to wait for the first xDS config. */
   readonly readyTimeoutMs: number;
+  /**
+   * xDS (and telemetry) over mTLS with the workload certificate, as `weft proxy
+   * --xds-tls`: needs joinToken; `xds` names the control plane's TLS xDS address.
+   */
+  readonly xdsTls?: boolean;
+  /** Kept listing every Service the sidecar routes to at its VIP (transparent mode), as `weft proxy --hosts-file`. */
+  readonly hostsFile?: string;
+  /** Where warnings go (a hosts file that cannot be written); default stderr. */
+  readonly say?: (line: string) => void;
 }
 
 export interface Sidecar {
@@ -116,9 +125,24 @@ async function startIdentity(o: SidecarOptions): Promise<IdentityManager | undef
 
 
 export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
+  if (o.xdsTls === true && o.joinToken === undefined) {
+    throw new WeftError('WEFT_ERR_USAGE', '--xds-tls authenticates with the workload certificate: pass the join token with --token (weft token create)');
+  }
   const { startProxy } = await import('../proxy/proxy.js');
   const identity = await startIdentity(o);
   const spiffeId = identity?.current()?.spiffeId;
+  if (o.xdsTls === true && identity !== undefined) {
+    try {
+      await (await import('../proxy/xds-client/xds-tls.js')).useXdsTls(identity);
+    } catch (e) {
+      identity.close();
+      throw e;
+    }
+  }
+  const say = o.say ?? ((line: string): void => { process.stderr.write(`${line}\n`); });
+  const hosts = o.hostsFile === undefined ? undefined : (await import('../proxy/capture/hosts-file.js')).followHostsFile(o.hostsFile, (e) => {
+    say(`warning: --hosts-file ${o.hostsFile}: ${e instanceof Error ? e.message : String(e)}`);
+  });
   // The port goes into the node metadata, so it is chosen before the listener exists.
   const inbound = o.inboundAddr !== undefined ? splitHostPort(o.inboundAddr) : { host: o.workloadAddress, port: 0 };
   if (inbound.port === 0) inbound.port = await freePort(inbound.host);
@@ -134,6 +158,7 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
   let proxy: Proxy;
   try {
     proxy = await startProxy({
+      ...(hosts !== undefined ? { onXdsResponse: (e: { accepted: boolean }) => hosts.onXdsResponse(e) } : {}),
       adminAddr: o.adminAddr,
       xdsAddresses: o.xds,
       node: { id: nodeId, metadata, ...(o.locality !== undefined ? { locality: o.locality } : {}) },
@@ -156,9 +181,12 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
       identity?.close();
     }
   };
+  hosts?.attach(() => proxy.snapshot());
   let outboundPort: number;
   try {
     outboundPort = await whenReady(proxy, o.readyTimeoutMs);
+    // The app may resolve Service names as soon as it starts.
+    await hosts?.sync();
   } catch (e) {
     await proxy.close().catch(() => {});
     identity?.close();

@@ -33,6 +33,20 @@ export interface SummaryWire {
   end_ms?: number;
   stats?: TrafficStatWire[];
   active_taps?: number;
+  certificate?: CertificateWire;
+}
+
+export interface CertificateWire {
+  spiffe_id?: string;
+  serial_number?: string;
+  not_before_ms?: number;
+  not_after_ms?: number;
+  issuer?: string;
+  renewals?: number;
+  renewal_failures?: number;
+  next_renewal_ms?: number;
+  last_error?: string;
+  trust_bundle_roots?: number;
 }
 
 export interface TapEventWire {

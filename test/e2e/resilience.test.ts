@@ -227,7 +227,7 @@ spec:
       return lines.slice(i + 1, i + 9);
     };
     const port = at('Port http (80):');
-    assert.ok(port.includes('retry: {"attempts":2,"retryOn":["connect-failure","reset","refused-stream","unavailable","cancelled","retriable-status-codes"],"retriableStatusCodes":[503],"backoff":{"baseInterval":"25ms","maxInterval":"250ms"},"budget":{"percent":20,"minRetryConcurrency":3}} from backendpolicy/default/catalog-resilience via targetRefs[0] (Service)'), port.join('\n'));
+    assert.ok(port.includes('retry: {"attempts":2,"retryOn":["connect-failure","reset","refused-stream","unavailable","cancelled","retriable-status-codes"],"retriableStatusCodes":[503],"backoff":{"baseInterval":"25ms","maxInterval":"250ms"},"budget":{"percent":20,"minRetryConcurrency":5}} from backendpolicy/default/catalog-resilience via targetRefs[0] (Service)'), port.join('\n'));
     assert.ok(port.some((l) => /^outlierDetection: \{"consecutive5xx":5,.*\} from backendpolicy\/default\/catalog-resilience via targetRefs\[0\] \(Service\)$/.test(l)), port.join('\n'));
     assert.ok(port.includes('timeouts: <unset> from default'), port.join('\n'));
     assert.ok(port.includes('loadBalancer: <unset> from default'), port.join('\n'));
@@ -288,7 +288,7 @@ spec:
       return (await served(flaky)) - n > 1 ? true : undefined;
     }, 100);
     // Each attempt takes 200 ms, so that many requests are in flight at once: the
-    // budget (20% of active requests) is then above its floor (minRetryConcurrency 3).
+    // budget (20% of active requests) is then about its floor (minRetryConcurrency 5).
     const run = async (n: number, rate: number, ms: number): Promise<{ ratio: number; statuses: Record<string, number> }> => {
       const start = await served(flaky);
       const replies: Promise<Reply>[] = [];

@@ -1,13 +1,14 @@
 // `weft run` end to end, all real processes: `weft control`, `weft run` (its
 // sidecar in-process) and an app under it that proves, by what it can do on its
-// first try, that the sidecar was ready before it started. A real HTTP server
+// first try, that the sidecar was ready before it started (its hosts file
+// written, with --hosts-file; its configuration over mTLS, with --xds-tls). A real HTTP server
 // and a real TCP echo server stand for the Services it calls (registered as
 // Workloads by hand, as Istio's WorkloadEntry).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { killAll, runWeft, startWeft, stderrTails, stop, until, type Running } from './helpers/procs.js';
@@ -20,6 +21,8 @@ let tmp: string;
 let dataDir: string;
 let apiUrl: string;
 let xdsAddr: string;
+/** The control plane's xDS over mTLS (--xds-tls-addr). */
+let xdsTlsAddr: string;
 let catalog: Server;
 let ledger: TcpServer;
 let appScript: string;
@@ -31,10 +34,12 @@ const ledgerSockets = new Set<import('node:net').Socket>();
  * catalog and a line through ledger's local TCP port; it prints the outcome,
  * then does what argv[2] says: `exit N`, `job MS` (keeps calling catalog for MS
  * ms, then asks the sidecar's admin /ready and exits 0), `signal` (waits for
- * SIGTERM and exits 7 when it comes).
+ * SIGTERM and exits 7 when it comes). An argument `hosts=PATH`: the first line
+ * also carries that file as the app found it.
  */
 const APP = String.raw`
 import { request } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 const proxy = new URL(process.env.HTTP_PROXY);
 function get(url) {
@@ -61,7 +66,9 @@ function line(url, text) {
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('WEFT_') || k === 'PORT' || k.toLowerCase() === 'http_proxy' || k === 'NO_PROXY'));
 const first = await get(process.env.WEFT_CATALOG_URL + '/items');
 const tcp = process.env.WEFT_LEDGER_URL ? await line(process.env.WEFT_LEDGER_URL, 'hello') : 'no ledger';
-console.log('app-first ' + JSON.stringify({ first, tcp, env }));
+const hostsArg = process.argv.slice(2).find((a) => a.startsWith('hosts='));
+const hosts = hostsArg === undefined ? undefined : readFileSync(hostsArg.slice('hosts='.length), 'utf8');
+console.log('app-first ' + JSON.stringify({ first, tcp, env, hosts }));
 const [mode, arg] = process.argv.slice(2);
 if (mode === 'exit') process.exit(Number(arg));
 if (mode === 'job') {
@@ -114,6 +121,19 @@ interface FirstLine {
   first: { status: number; body: string };
   tcp: string;
   env: Record<string, string>;
+  hosts?: string;
+}
+
+/** A free loopback port (bound, read, released): the control plane's TLS xDS port. */
+function freePort(): Promise<number> {
+  const s = createTcpServer();
+  return listen(s).then((port) => new Promise((resolve) => s.close(() => resolve(port))));
+}
+
+async function joinToken(sa: string): Promise<string> {
+  const r = await runWeft(['token', 'create', '--namespace', 'default', '--service-account', sa, '--server', apiUrl, '--data-dir', dataDir], { home: tmp });
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.trim();
 }
 
 describe('weft run', { timeout: 240_000 }, () => {
@@ -133,7 +153,8 @@ describe('weft run', { timeout: 240_000 }, () => {
       s.on('data', (c) => s.write(`echo ${c.toString('utf8')}`));
     });
     const [catalogPort, ledgerPort] = [await listen(catalog), await listen(ledger)];
-    const c = await startWeft('weft control', ['control', '--data-dir', dataDir, '--api-addr', '127.0.0.1:0', '--xds-addr', '127.0.0.1:0', '--log-level', 'warn'], CONTROL_READY, { home: tmp });
+    xdsTlsAddr = `127.0.0.1:${await freePort()}`;
+    const c = await startWeft('weft control', ['control', '--data-dir', dataDir, '--api-addr', '127.0.0.1:0', '--xds-addr', '127.0.0.1:0', '--xds-tls-addr', xdsTlsAddr, '--log-level', 'warn'], CONTROL_READY, { home: tmp });
     apiUrl = c.match[1]!;
     xdsAddr = c.match[2]!;
     // mTLS is not what this file tests: plaintext keeps it about the lifecycle.
@@ -254,6 +275,41 @@ spec:
     const r = await runWeft(['run', '--service', 'job', '--xds', xdsAddr, '--api', apiUrl, '--log-level', 'warn', '--', join(tmp, 'no-such-command')], { home: tmp });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /cannot start .*no-such-command: no such command/);
+  });
+
+  step('--hosts-file: the file lists every Service at its VIP before the app starts', async () => {
+    const hostsPath = join(tmp, 'hosts');
+    const { run, match } = await startRunWith(['exit', '0', `hosts=${hostsPath}`], ['--hosts-file', hostsPath]);
+    const seen = JSON.parse(match[1]!) as FirstLine;
+    assert.match(seen.hosts ?? '', /^240\.240\.\d+\.\d+ catalog\.default catalog\.default\.svc catalog\.default\.svc\.cluster\.local$/m, seen.hosts);
+    assert.match(seen.hosts ?? '', /^240\.240\.\d+\.\d+ ledger\.default /m);
+    assert.match(seen.hosts ?? '', /^127\.0\.0\.1 localhost$/m);
+    assert.equal(await run.exited, 0);
+    assert.equal(await readFile(hostsPath, 'utf8'), seen.hosts, 'rewritten only when the Services change');
+  });
+
+  step('--xds-tls: the sidecar gets its configuration over mTLS with its workload certificate', async () => {
+    const token = await joinToken('job');
+    const { run, match } = await startRunWith(['exit', '0'], ['--xds', xdsTlsAddr, '--xds-tls', '--token', token]);
+    const seen = JSON.parse(match[1]!) as FirstLine;
+    assert.equal(seen.first.status, 200, `first request through HTTP_PROXY: ${JSON.stringify(seen.first)}`);
+    assert.match(seen.env.WEFT_SPIFFE_ID ?? '', /^spiffe:\/\/[^/]+\/ns\/default\/sa\/job$/);
+    assert.equal(await run.exited, 0);
+    assert.match(run.stderr(), /weft run ready: .* identity=spiffe:\/\/\S+\/ns\/default\/sa\/job/);
+  });
+
+  step('--xds-tls speaks TLS only: against the plaintext xDS port the sidecar never gets a configuration', async () => {
+    const token = await joinToken('job');
+    const r = await runWeft(['run', '--service', 'job', '--xds', xdsAddr, '--xds-tls', '--token', token, '--api', apiUrl, '--ready-timeout', '3000', '--log-level', 'silent', '--', process.execPath, appScript, 'exit', '0'], { home: tmp, timeoutMs: 30_000 });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /got no configuration .* within 3000 ms/);
+    assert.doesNotMatch(r.stdout, /app-first/, 'the app never started');
+  });
+
+  step('--xds-tls without a join token is a usage error, before anything starts', async () => {
+    const r = await runWeft(['run', '--service', 'job', '--xds-tls', '--', process.execPath, appScript, 'exit', '0'], { home: tmp });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /--xds-tls authenticates with the workload certificate: pass the join token with --token/);
   });
 
 });

@@ -129,6 +129,27 @@ describe('weft stat / top / tap', { concurrency: false }, () => {
     assert.match(await weft(['stat', 'backend', '--routes']), /^SERVICE\s+ROUTE\s+SUCCESS/m);
   });
 
+  step('weft certs: the certificate each proxy holds, as it reported it', async () => {
+    // The first summary carries it (sent within the 5 s interval of connecting).
+    const all = await until('both proxies reported a certificate', 15_000, async () => {
+      const out = await weft(['certs', '-o', 'json']);
+      const items = JSON.parse(out) as { id: string; certificate?: { spiffeId: string; serialNumber: string; notAfter: string } }[];
+      return items.length === 2 && items.every((i) => i.certificate !== undefined) ? items : undefined;
+    }, 250);
+    for (const i of all) {
+      assert.equal(i.certificate!.spiffeId, 'spiffe://cluster.local/ns/default/sa/default');
+      assert.match(i.certificate!.serialNumber, /^[0-9a-f]+$/);
+      assert.ok(Date.parse(i.certificate!.notAfter) > Date.now());
+    }
+    const table = await weft(['certs', 'web']);
+    assert.match(table, /^PROXY +SPIFFE ID +SERIAL +EXPIRES IN +RENEWALS +NEXT RENEWAL +ROOTS$/m);
+    assert.equal(table.trim().split('\n').length, 2, table);
+    assert.match(table, /web.*spiffe:\/\/cluster\.local\/ns\/default\/sa\/default/);
+    const missing = await runWeft(['certs', 'nobody', '--server', apiUrl, '--data-dir', dataDir], { home: tmp });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^error: no proxy connected to this control plane matches "nobody"/m);
+  });
+
   step('weft top --iterations 2: two snapshots when not a terminal', async () => {
     const out = await weft(['top', '--iterations', '2', '--interval', '200ms']);
     assert.equal(out.match(/^weft top — /gm)?.length, 2, out);

@@ -119,3 +119,21 @@ ${head('bucket')}  targetRefs: [{kind: Service, name: catalog}]
     'bp.yaml#1 spec.targetRefs[1]: refers to GRPCRoute/default/catalog, which does not exist',
   ]);
 });
+
+test('rateLimit.scope: workload is accepted on Service targets and refused on route targets', () => {
+  const ok = check(`${head('per-workload')}  targetRefs: [{kind: Service, name: catalog}, {kind: Service, name: catalog, port: 80}]
+  rateLimit: {scope: workload, requests: 10, per: 1s}
+`);
+  assert.deepEqual(ok.errors.map(formatFieldError), []);
+  assert.equal((ok.resources[0]?.spec as BackendPolicySpec).rateLimit?.scope, 'workload');
+  const bad = check(`${head('per-workload-route')}  targetRefs: [{kind: Service, name: catalog}, {kind: HTTPRoute, name: catalog, sectionName: search}]
+  rateLimit: {scope: workload, requests: 10, per: 1s}
+---
+${head('bad-scope')}  targetRefs: [{kind: Service, name: catalog}]
+  rateLimit: {scope: mesh, requests: 10, per: 1s}
+`);
+  const errors = bad.errors.map(formatFieldError);
+  assert.ok(errors.includes('bp.yaml#1 spec.rateLimit.scope: workload applies to Service targets only, not targetRefs[1] (HTTPRoute); use scope: caller for routes'), errors.join('\n'));
+  assert.ok(errors.some((e) => e.startsWith('bp.yaml#2 spec.rateLimit.scope')), errors.join('\n'));
+  assert.equal(errors.length, 2, errors.join('\n'));
+});

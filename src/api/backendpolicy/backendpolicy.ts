@@ -161,9 +161,19 @@ export const FaultInjection = Type.Object(
 );
 export type FaultInjection = Static<typeof FaultInjection>;
 
-/** A local token bucket: `requests` per `per`, or the bucket spelt out. */
+export const RATE_LIMIT_SCOPES = ['caller', 'workload'] as const;
+export type RateLimitScope = (typeof RATE_LIMIT_SCOPES)[number];
+
+/**
+ * A local token bucket: `requests` per `per`, or the bucket spelt out. `scope`
+ * says whose bucket: `caller` (default) — each calling proxy keeps one per route,
+ * so N callers may together send N times the rate; `workload` — each workload of
+ * the target keeps one per Service port in its own sidecar's inbound listener,
+ * shared by all its callers (Istio's server-side local rate limit).
+ */
 export const RateLimit = Type.Object(
   {
+    scope: Type.Optional(Enum(RATE_LIMIT_SCOPES)),
     requests: Type.Optional(Count),
     per: Type.Optional(Duration),
     tokensPerFill: Type.Optional(Count),
@@ -192,13 +202,18 @@ export type BackendPolicySpec = Static<typeof BackendPolicySpec>;
 
 export const BACKEND_POLICY_SETTINGS = ['loadBalancer', 'connectionPool', 'outlierDetection', 'healthCheck', 'retry', 'timeouts', 'faultInjection', 'rateLimit'] as const;
 
-/** What an unset field inside a setting means (Envoy's defaults where Envoy has one). */
+/**
+ * What an unset field inside a setting means (Envoy's defaults where Envoy has one).
+ * retry.budget.minRetryConcurrency is 5, not Envoy's 3: at low concurrency the
+ * floor decides, and 3 slots overflowed when a replica died under CPU starvation
+ * (docs/resilience.md "Retry budget floor" has the arithmetic).
+ */
 export const BACKEND_POLICY_DEFAULTS = {
   connectionPool: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3, connectTimeout: '5s' },
   outlierDetection: { consecutive5xx: 5, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 10 },
   healthCheck: { path: '/', interval: '10s', timeout: '1s', healthyThreshold: 1, unhealthyThreshold: 3 },
-  retry: { attempts: 2, retryOn: ['connect-failure', 'reset', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'], retriableStatusCodes: [503], backoff: { baseInterval: '25ms', maxInterval: '250ms' }, budget: { percent: 20, minRetryConcurrency: 3 } },
-  rateLimit: {},
+  retry: { attempts: 2, retryOn: ['connect-failure', 'reset', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'], retriableStatusCodes: [503], backoff: { baseInterval: '25ms', maxInterval: '250ms' }, budget: { percent: 20, minRetryConcurrency: 5 } },
+  rateLimit: { scope: 'caller' },
 } as const;
 
 function validateTarget(t: PolicyTargetRef, at: string, ctx: ValidationContext): void {
@@ -317,6 +332,12 @@ export function validateBackendPolicy(s: BackendPolicySpec, ctx: ValidationConte
       if (r.maxTokens === undefined) ctx.error('spec.rateLimit.maxTokens', 'is required with tokensPerFill and fillInterval');
       if (r.tokensPerFill !== undefined && r.maxTokens !== undefined && r.tokensPerFill > r.maxTokens) ctx.error('spec.rateLimit.tokensPerFill', 'must be ≤ maxTokens');
     } else ctx.error('spec.rateLimit', 'give requests and per (e.g. 100 per 1s), or tokensPerFill, fillInterval and maxTokens');
+    if (r.scope === 'workload') {
+      // The target's inbound listener does not know which route or rule the caller matched.
+      s.targetRefs.forEach((t, i) => {
+        if (t.kind !== 'Service') ctx.error('spec.rateLimit.scope', `workload applies to Service targets only, not targetRefs[${i}] (${t.kind}); use scope: caller for routes`);
+      });
+    }
     const d = durations({ per: r.per, fillInterval: r.fillInterval }, 'spec.rateLimit', ctx);
     positive(d.per, 'spec.rateLimit.per', ctx);
     positive(d.fillInterval, 'spec.rateLimit.fillInterval', ctx);

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { SuppliedCaFiles } from '../../control/ca/root.js';
 import type { ControlPlane } from '../../control/control-plane.js';
+import { formatDuration, parseDuration } from '../../lib/duration.js';
 import { WeftError } from '../../lib/errors.js';
 import { dataDirOf, defaultDataDir, globalOptions } from '../context.js';
 
@@ -18,6 +19,7 @@ interface ControlOptions {
   caKey?: string;
   caIntermediateCert?: string;
   caIntermediateKey?: string;
+  devWorkloadTtl?: string;
 }
 
 /**
@@ -50,6 +52,7 @@ export function registerControl(program: Command): void {
     .option('--ca-key <file>', 'the key of --ca-cert (PEM, unencrypted), when the root signs')
     .option('--ca-intermediate-cert <file>', 'an intermediate certificate (PEM) signed by --ca-cert that signs workload certificates instead of the root')
     .option('--ca-intermediate-key <file>', 'the key of --ca-intermediate-cert (PEM, unencrypted)')
+    .option('--dev-workload-ttl <duration>', 'TESTING ONLY: every workload certificate lives this long (e.g. 5s, at least 2s), below the Mesh\'s 1m floor; the Mesh\'s workloadTTL is ignored (default: WEFT_DEV_WORKLOAD_TTL, else the Mesh\'s)')
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent (default: WEFT_LOG_LEVEL or info)')
     .addHelpText('after', '\nThe data directory is --data-dir, else WEFT_DATA_DIR, else ~/.weft.')
     .action(async (opts: ControlOptions, cmd: Command) => {
@@ -64,9 +67,14 @@ export function registerControl(program: Command): void {
       if (xdsTlsAddr !== undefined) parseHostPort(xdsTlsAddr);
       const etcd = storeSelection(opts);
       const caSupplied = caFiles(opts);
+      const { DEV_WORKLOAD_TTL_MIN_MS } = await import('../../control/identity/ca-service.js');
+      const devWorkloadTtlMs = devWorkloadTtlOf(opts.devWorkloadTtl ?? process.env.WEFT_DEV_WORKLOAD_TTL, DEV_WORKLOAD_TTL_MIN_MS);
       const logLevel = opts.logLevel ?? process.env.WEFT_LOG_LEVEL ?? (g.verbose ? 'debug' : 'info');
-      const cp = await startControlPlane({ dataDir, apiAddr: opts.apiAddr, xdsAddr: opts.xdsAddr, xdsInsecurePublic: opts.xdsInsecurePublic === true, ...(xdsTlsAddr !== undefined ? { xdsTlsAddr } : {}), logLevel, ...(etcd ? { etcd } : {}), ...(caSupplied ? { caSupplied } : {}) });
+      const cp = await startControlPlane({ dataDir, apiAddr: opts.apiAddr, xdsAddr: opts.xdsAddr, xdsInsecurePublic: opts.xdsInsecurePublic === true, ...(xdsTlsAddr !== undefined ? { xdsTlsAddr } : {}), logLevel, ...(etcd ? { etcd } : {}), ...(caSupplied ? { caSupplied } : {}), ...(devWorkloadTtlMs !== undefined ? { devWorkloadTtlMs } : {}) });
       handleSignals(cp);
+      if (devWorkloadTtlMs !== undefined) {
+        process.stderr.write(`warning: --dev-workload-ttl: every workload certificate lives ${formatDuration(devWorkloadTtlMs)} and the Mesh's workloadTTL is ignored; for tests and demos only\n`);
+      }
       if (etcd && !caSupplied) {
         process.stderr.write('warning: --store etcd without --ca-cert/--ca-key: this replica uses its own generated CA root, so certificates issued by other replicas will not verify against its trust bundle (join tokens are shared); give every replica the same CA files (docs/ha.md)\n');
       }
@@ -77,6 +85,22 @@ export function registerControl(program: Command): void {
       if (cp.xdsTlsAddress !== undefined) process.stdout.write(`weft control xds-tls=${cp.xdsTlsAddress}\n`);
       process.stdout.write(`weft control ready: api=${cp.apiUrl} xds=${cp.xdsAddress} data=${dataDir}\n`);
     });
+}
+
+/**
+ * `--dev-workload-ttl` / WEFT_DEV_WORKLOAD_TTL. A process-local override rather
+ * than a lower floor in the Mesh schema: a Mesh saying `5s` would be refused by
+ * `weft validate` and by every control plane started without the flag (the
+ * store is revalidated at start), so the test setting would leak into stored
+ * configuration. This way the stored Mesh stays valid everywhere.
+ */
+function devWorkloadTtlOf(text: string | undefined, minMs: number): number | undefined {
+  if (text === undefined || text === '') return undefined;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms < minMs) {
+    throw new WeftError('WEFT_ERR_USAGE', `--dev-workload-ttl ${text}: expected a duration of at least ${formatDuration(minMs)} such as 5s or 1m30s`);
+  }
+  return ms;
 }
 
 /** Istio's port for xDS over mTLS; 15010 stays the loopback plaintext one (DESIGN.md "Ports"). */

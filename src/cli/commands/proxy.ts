@@ -155,7 +155,7 @@ not the admin token.`)
       const identity = await startIdentity(opts, g, logLevel);
       if (opts.xdsTls === true) {
         if (identity === undefined) throw new WeftError('WEFT_ERR_USAGE', '--xds-tls authenticates with the workload certificate: pass the join token with --token (weft token create)');
-        await useXdsTls(identity);
+        await (await import('../../proxy/xds-client/xds-tls.js')).useXdsTls(identity);
       }
       // The control plane points other proxies' EDS endpoints at this port, so it must be
       // known before the first xDS request: port 0 is resolved to a free port here.
@@ -252,27 +252,6 @@ async function startIdentity(opts: ProxyCommandOptions, g: ReturnType<typeof glo
   const svid = await identity.start();
   process.stdout.write(`weft proxy identity: ${svid.spiffeId} serial=${svid.serialNumber} expires=${svid.notAfter.toISOString()}\n`);
   return identity;
-}
-
-/**
- * mTLS xDS: each (re)connect presents the current SVID and checks the server
- * against the trust bundle and the control plane's SPIFFE ID in our trust
- * domain (SVIDs carry no host name, so grpc's host name check is replaced).
- */
-async function useXdsTls(identity: IdentityManager): Promise<void> {
-  const grpc = await import('@grpc/grpc-js');
-  const { setXdsChannelCredentials } = await import('../../proxy/xds-client/ads-client.js');
-  const { controlPlaneSpiffeId } = await import('../../lib/identity/control-plane-id.js');
-  const { parseSpiffeId } = await import('../../lib/identity/spiffe.js');
-  setXdsChannelCredentials(() => {
-    const s = identity.current();
-    if (s === undefined) throw new WeftError('WEFT_ERR_INTERNAL', 'no workload certificate for the xDS stream');
-    const want = `URI:${controlPlaneSpiffeId(parseSpiffeId(s.spiffeId).trustDomain)}`;
-    return grpc.credentials.createSsl(Buffer.from(s.bundlePem), Buffer.from(s.keyPem), Buffer.from(s.chainPem), {
-      checkServerIdentity: (_host, cert) =>
-        (cert.subjectaltname ?? '').split(', ').includes(want) ? undefined : new Error(`the xDS server presents ${cert.subjectaltname ?? 'no SAN'}, not ${want}`),
-    });
-  });
 }
 
 /**

@@ -25,6 +25,8 @@ interface RunCommandOptions {
   stopWithParent?: boolean;
   transparent?: boolean;
   proxyGid: number;
+  xdsTls?: boolean;
+  hostsFile?: string;
 }
 
 const HOST_PORT = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/;
@@ -45,6 +47,8 @@ function xdsList(v: string, prev: string[] | undefined): string[] {
   return out;
 }
 const DEFAULT_XDS = ['127.0.0.1:15010'];
+/** The control plane's --xds-tls-addr default: where --xds-tls goes unless --xds says otherwise. */
+const DEFAULT_XDS_TLS = ['127.0.0.1:15012'];
 
 function portList(v: string, prev: number[] | undefined): number[] {
   const out = [...(prev ?? [])];
@@ -87,7 +91,8 @@ export function registerRun(program: Command): void {
     .option('--port <port[,port]>', 'port(s) the application listens on (the first is $PORT); repeatable', portList)
     .option('--labels <k=v[,k=v]>', 'workload labels (Service selectors match them); repeatable', labelList)
     .option('--service-account <sa>', 'service account of the workload (default: the one of the join token, else "default")')
-    .option('--xds <host:port[,host:port]>', 'control plane xDS address(es)', xdsList, DEFAULT_XDS)
+    .option('--xds <host:port[,host:port]>', 'control plane xDS address(es); with --xds-tls and no --xds, 127.0.0.1:15012', xdsList, DEFAULT_XDS)
+    .option('--xds-tls', 'connect to the control plane over mTLS with the workload certificate (needs --token; --xds names the control plane\'s --xds-tls-addr)')
     .option('--api <url>', 'control plane HTTP API (workload certificate, Service list) (default: --server, WEFT_SERVER or http://127.0.0.1:15020)')
     .option('--workload-address <ip>', 'IP address the application is reached at (it should listen there: $WEFT_WORKLOAD_ADDRESS)', '127.0.0.1')
     .option('--admin-addr <host:port>', 'sidecar admin endpoint (port 0 picks one)', hostPort('--admin-addr'), '127.0.0.1:0')
@@ -101,6 +106,7 @@ export function registerRun(program: Command): void {
     .option('--stop-with-parent', 'stop the app (as on SIGTERM) when the process that started weft run goes away; weft up uses it')
     .option('--transparent', 'Linux, root, in the app\'s network namespace: capture its TCP with iptables instead of HTTP_PROXY (docs/running-on-many-hosts.md); rules removed when the app exits')
     .option('--proxy-gid <gid>', 'with --transparent: group the sidecar runs as (its traffic is not captured); the app keeps weft run\'s own group', (v: string) => Number(v), 1337)
+    .option('--hosts-file <path>', 'keep this file listing every Service the sidecar routes to at its VIP (240.240.0.0/16), written before the app starts: for --transparent, e.g. /etc/netns/NS/hosts, which ip netns exec shows the app as /etc/hosts')
     .option('--log-level <level>', 'sidecar log level: trace, debug, info, warn, error or silent (default: WEFT_LOG_LEVEL or warn)')
     .addHelpText('after', `
 Example:
@@ -128,6 +134,7 @@ workload certificate from --api first. For weft run, --token is that join token.
       const g = globalOptions(cmd);
       const envToken = process.env.WEFT_JOIN_TOKEN;
       const joinToken = g.token ?? (envToken !== undefined && envToken !== '' ? envToken : undefined);
+      if (opts.xdsTls === true && joinToken === undefined) throw new WeftError('WEFT_ERR_USAGE', '--xds-tls authenticates with the workload certificate: pass the join token with --token (weft token create)');
       // Whoever reads our output may go away first (weft up killed outright): a write
       // to a closed pipe must not become an error that outlives the app.
       for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
@@ -143,7 +150,9 @@ workload certificate from --api first. For weft run, --token is that join token.
         appPorts: opts.port ?? [],
         labels: opts.labels ?? {},
         ...(opts.serviceAccount !== undefined ? { serviceAccount: opts.serviceAccount } : {}),
-        xds: opts.xds,
+        xds: opts.xdsTls === true && opts.xds === DEFAULT_XDS ? DEFAULT_XDS_TLS : opts.xds,
+        ...(opts.xdsTls === true ? { xdsTls: true } : {}),
+        ...(opts.hostsFile !== undefined ? { hostsFile: opts.hostsFile } : {}),
         apiUrl: (opts.api ?? serverOf(g)).replace(/\/+$/, ''),
         ...(joinToken !== undefined ? { joinToken } : {}),
         workloadAddress: opts.workloadAddress,

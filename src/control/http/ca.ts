@@ -5,14 +5,16 @@ import { parseDuration } from '../../lib/duration.js';
 import { WeftError } from '../../lib/errors.js';
 import { spiffeId } from '../../lib/identity/spiffe.js';
 import type { CaService } from '../identity/ca-service.js';
+import { caStatus, rotate, ROTATE_STEPS, type RotateStep } from '../identity/ca-rotation.js';
 import { bearerToken } from './auth.js';
 import { readBody } from './body.js';
 import type { ApiContext, ApiRequest } from './context.js';
 import { sendJson } from './errors.js';
+import type { XdsStatusSource } from './xds.js';
 
 /** `/ca/{op}`: the CA's HTTP endpoints (docs/http-api.md, "CA"). */
-export type CaOp = 'tokens' | 'certificates' | 'bundle';
-export const CA_OPS: ReadonlySet<string> = new Set<CaOp>(['tokens', 'certificates', 'bundle']);
+export type CaOp = 'tokens' | 'certificates' | 'bundle' | 'status' | 'rotate';
+export const CA_OPS: ReadonlySet<string> = new Set<CaOp>(['tokens', 'certificates', 'bundle', 'status', 'rotate']);
 
 /** A CSR and its JSON wrapping are a few hundred bytes; a chain back is a few KiB. */
 const MAX_CA_BODY_BYTES = 64 * 1024;
@@ -29,7 +31,7 @@ export function caAuthenticatesItself(segments: readonly string[]): boolean {
 }
 
 /** Handles `/ca/{op}`; without a CA (an embedder that started none) 503. */
-export async function handleCa(ctx: ApiContext, ca: CaService | undefined, r: ApiRequest, op: CaOp, method: string): Promise<void> {
+export async function handleCa(ctx: ApiContext, ca: CaService | undefined, r: ApiRequest, op: CaOp, method: string, xds?: XdsStatusSource): Promise<void> {
   if (ca === undefined) throw new WeftError('WEFT_ERR_UNAVAILABLE', 'this control plane runs no certificate authority');
   switch (op) {
     case 'bundle':
@@ -41,6 +43,33 @@ export async function handleCa(ctx: ApiContext, ca: CaService | undefined, r: Ap
     case 'certificates':
       allow(r.res, method, ['POST']);
       return issueCertificate(ctx, ca, r);
+    case 'status':
+      // Read like the rest of the API (admin token, or a loopback GET): it names roots and counts, no secrets.
+      allow(r.res, method, ['GET', 'HEAD']);
+      sendJson(r.res, 200, await caStatus(ca, xds));
+      return;
+    case 'rotate':
+      allow(r.res, method, ['POST']);
+      return rotateStep(ctx, ca, r, xds);
+  }
+}
+
+/** `POST /ca/rotate {step, force}`: one step of a root rotation (identity/ca-rotation.ts). */
+async function rotateStep(ctx: ApiContext, ca: CaService, r: ApiRequest, xds: XdsStatusSource | undefined): Promise<void> {
+  const body = await jsonBody(r);
+  const details = [];
+  const { step, force } = body;
+  if (typeof step !== 'string' || !(ROTATE_STEPS as readonly string[]).includes(step)) details.push({ path: 'step', message: `must be one of ${ROTATE_STEPS.join(', ')}` });
+  if (force !== undefined && typeof force !== 'boolean') details.push({ path: 'force', message: 'must be a boolean' });
+  for (const k of Object.keys(body)) if (!['step', 'force'].includes(k)) details.push({ path: k, message: 'unknown field' });
+  if (details.length > 0) throw new WeftError('WEFT_ERR_INVALID', `invalid rotate request: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, { details });
+  try {
+    const result = await rotate(ca, xds, step as RotateStep, { force: force === true });
+    ctx.log.warn({ step, force: force === true, roots: result.status.roots.map((x) => x.id), signing: result.status.roots.find((x) => x.signing)?.id }, `ca: root rotation: ${result.message}`);
+    sendJson(r.res, 200, result);
+  } catch (e) {
+    ctx.log.warn({ step, force: force === true, err: e instanceof Error ? e.message : String(e) }, 'ca: root rotation step refused');
+    throw e;
   }
 }
 

@@ -1,6 +1,6 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type MetricType } from 'prom-client';
 import type { ConfigStore } from '../../store/types.js';
-import type { TypeShortName } from '../xds/ads-server.js';
+import { CONVERGENCE_BUCKETS, type ConvergenceHistogram, type TypeShortName } from '../xds/ads-server.js';
 import type { XdsStatusSource } from './xds.js';
 import type { CaMetricsSource } from '../identity/ca-service.js';
 
@@ -16,9 +16,9 @@ export interface ControlMetricsOptions {
  * one: tests and embedders may run several control planes in one process).
  *
  * Everything is read at scrape time from the state the parts already keep (the
- * ADS server's counters, its streams, the store's revision), so nothing on the
- * push path pays for metrics. Counters are therefore set, not incremented: each
- * scrape copies the source's running totals.
+ * ADS server's counters, its streams, the store's revision), so the push and
+ * ACK paths pay only for plain number increments (no label hashing). Counters are
+ * therefore set, not incremented: each scrape copies the source's running totals.
  */
 export function createControlMetrics(opts: ControlMetricsOptions): Registry {
   const registry = new Registry();
@@ -52,6 +52,27 @@ export function createControlMetrics(opts: ControlMetricsOptions): Registry {
       copyCounter(this, xds?.counters.nacks ?? 0, xds?.counters.nacksByType);
     },
   });
+  new Gauge({
+    name: 'weft_control_xds_connected_clients',
+    help: 'xDS streams bound to a node now, by client kind: proxy (Weft proxies, Envoy) or grpc (proxyless gRPC)',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const c = xds?.counters.connected;
+      this.reset();
+      this.set({ kind: 'proxy' }, c?.proxy ?? 0);
+      this.set({ kind: 'grpc' }, c?.grpc ?? 0);
+    },
+  });
+  new SourcedHistogram(
+    {
+      name: 'weft_control_xds_convergence_seconds',
+      help: 'time from a config change (store write or workload registration seen by the control plane) to an affected xDS client ACKing every response it caused; one observation per client per change it converged on (a NACK observes nothing)',
+      buckets: [...CONVERGENCE_BUCKETS],
+      registers: [registry],
+    },
+    () => xds?.counters.convergence,
+  );
   new Counter({
     name: 'weft_control_xds_stale_requests_total',
     help: 'xDS requests ignored because they answered an older response (stale nonce)',
@@ -122,4 +143,46 @@ function copyCounter(c: Counter<'type'>, total: number, byType: Partial<Record<T
     return;
   }
   for (const [type, n] of Object.entries(byType)) c.inc({ type }, n);
+}
+
+/**
+ * A histogram whose data the ADS server keeps (ConvergenceHistogram: plain
+ * counts, so the ACK path does no label hashing); rendered at scrape time.
+ * prom-client's text output reads getForPromString (when a metric has it) and
+ * its JSON output get(): both are answered here, from the source (no source:
+ * an empty histogram).
+ */
+class SourcedHistogram extends Histogram {
+  private readonly metricName: string;
+  private readonly metricHelp: string;
+
+  constructor(
+    config: ConstructorParameters<typeof Histogram>[0],
+    private readonly source: () => Readonly<ConvergenceHistogram> | undefined,
+  ) {
+    super(config);
+    this.metricName = config.name;
+    this.metricHelp = config.help;
+  }
+
+  override get(): ReturnType<Histogram['get']> {
+    const h = this.source();
+    const name = this.metricName;
+    const values: Awaited<ReturnType<Histogram['get']>>['values'] = [];
+    let cumulative = 0;
+    CONVERGENCE_BUCKETS.forEach((le, i) => {
+      cumulative += h?.counts[i] ?? 0;
+      values.push({ labels: { le }, value: cumulative, metricName: `${name}_bucket` });
+    });
+    values.push({ labels: { le: '+Inf' }, value: h?.count ?? 0, metricName: `${name}_bucket` });
+    values.push({ labels: {}, value: h?.sum ?? 0, metricName: `${name}_sum` });
+    values.push({ labels: {}, value: h?.count ?? 0, metricName: `${name}_count` });
+    // prom-client's types say `type` is a numeric enum, but the library itself sets and
+    // prints the string ('histogram'); `collect` only satisfies the type (never called on a get() result).
+    return Promise.resolve({ name, help: this.metricHelp, type: 'histogram' as unknown as MetricType, aggregator: 'sum', values, collect: () => undefined });
+  }
+
+  getForPromString(): ReturnType<Histogram['get']> {
+    return this.get();
+  }
 }

@@ -16,7 +16,7 @@ export type Route =
   | { type: 'xds-clients' }
   /** What was last sent to one xDS client; `nodeId` is decoded and checked. */
   | { type: 'xds-client-config'; nodeId: string }
-  /** The CA: `/ca/tokens`, `/ca/certificates`, `/ca/bundle` (ca.ts). */
+  /** The CA: `/ca/tokens`, `/ca/certificates`, `/ca/bundle`, `/ca/status`, `/ca/rotate` (ca.ts). */
   | { type: 'ca'; op: CaOp }
   /** Golden metrics and taps: `/apis/telemetry/v1/{stats,stats/stream,timeseries,tap,proxies}` (telemetry.ts). */
   | { type: 'telemetry'; op: TelemetryOp }

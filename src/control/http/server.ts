@@ -122,7 +122,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
         xdsClientConfig(opts.xds, res, route.nodeId, query);
         return;
       case 'ca':
-        return handleCa(ctx, opts.ca, r, route.op, method);
+        return handleCa(ctx, opts.ca, r, route.op, method, opts.xds);
       case 'telemetry':
         allow(res, method, ['GET']);
         return handleTelemetry(opts.telemetry, r, route.op, watches);

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { WeftError } from '../../lib/errors.js';
-import type { ClientStatus, TypeShortName } from '../xds/ads-server.js';
+import type { ClientKind, ClientStatus, ConvergenceHistogram, TypeShortName } from '../xds/ads-server.js';
 import type { XdsResource } from '../xds/snapshot.js';
 import { sendJson } from './errors.js';
 
@@ -15,6 +15,9 @@ export interface XdsStatusSource {
     stale: number;
     pushesByType?: Partial<Record<TypeShortName, number>>;
     nacksByType?: Partial<Record<TypeShortName, number>>;
+    /** Connected streams by client kind, and change → ACK times (ads-server.ts), when the source keeps them. */
+    connected?: Readonly<Record<ClientKind, number>>;
+    convergence?: Readonly<ConvergenceHistogram>;
   };
 }
 

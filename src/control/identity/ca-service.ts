@@ -1,5 +1,6 @@
 import { DEFAULT_MESH_NAME } from '../../api/mesh/mesh.js';
-import { parseDuration } from '../../lib/duration.js';
+import { formatDuration, parseDuration } from '../../lib/duration.js';
+import { WeftError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { ConfigStore } from '../../store/types.js';
 import { createCertificateAuthority, DEFAULT_WORKLOAD_TTL_MS, type CaStats, type CertificateAuthority } from '../ca/ca.js';
@@ -35,7 +36,20 @@ export interface CaService extends CaMetricsSource {
   issueForToken(token: string, csrPem: string): Promise<IssuedWorkloadCertificate>;
   /** Called with the new bundle after each change; returns an unsubscribe function. */
   onBundleChange(cb: (bundlePem: string) => void): () => void;
+  /** The workload certificate lifetime the next issuance gets, and where it comes from. */
+  workloadTtl(): Promise<WorkloadTtl>;
+  /**
+   * Replicas share the store (etcd): a root rotated here would not reach the
+   * others' CAs, so the rotate API refuses (src/control/http/ca.ts).
+   */
+  readonly replicated: boolean;
   close(): void;
+}
+
+export interface WorkloadTtl {
+  ms: number;
+  /** `override`: --dev-workload-ttl; `mesh`: the Mesh's certificates.workloadTTL (or its default). */
+  source: 'override' | 'mesh';
 }
 
 export interface CaServiceOptions {
@@ -47,7 +61,22 @@ export interface CaServiceOptions {
   joinTokenKey?: Uint8Array;
   /** Injected clock (tests). */
   now?: Now;
+  /**
+   * `weft control --dev-workload-ttl`: every workload certificate gets this
+   * lifetime and the Mesh's `workloadTTL` is not read. For tests and demos of
+   * rotation with second-scale lifetimes, below the Mesh's 1m floor
+   * (DEV_WORKLOAD_TTL_MIN_MS at least).
+   */
+  workloadTtlOverrideMs?: number;
+  /** Replicas share the store (etcd); see CaService.replicated. */
+  replicated?: boolean;
 }
+
+/**
+ * The shortest `--dev-workload-ttl`: renewal at half life must leave time for a
+ * key, a CSR and a round trip to the CA, and the signer refuses less than 1 s.
+ */
+export const DEV_WORKLOAD_TTL_MIN_MS = 2000;
 
 interface MeshSettings {
   trustDomain: string;
@@ -78,12 +107,16 @@ export async function readMeshSettings(store: ConfigStore): Promise<MeshSettings
  */
 export async function startCaService(opts: CaServiceOptions): Promise<CaService> {
   const initial = await readMeshSettings(opts.store);
+  const override = opts.workloadTtlOverrideMs;
+  if (override !== undefined && !(Number.isInteger(override) && override >= DEV_WORKLOAD_TTL_MIN_MS)) {
+    throw new WeftError('WEFT_ERR_USAGE', `workload TTL override ${override} ms: must be at least ${DEV_WORKLOAD_TTL_MIN_MS} ms`);
+  }
   const inner = await createCertificateAuthority(opts.dataDir, {
     trustDomain: initial.trustDomain,
     ...(opts.supplied ? { supplied: opts.supplied } : {}),
     ...(opts.joinTokenKey ? { joinTokenKey: opts.joinTokenKey } : {}),
     ...(opts.now ? { now: opts.now } : {}),
-    workloadTtlMs: initial.workloadTtlMs,
+    workloadTtlMs: override ?? initial.workloadTtlMs,
   });
   const listeners = new Set<(bundle: string) => void>();
   const notify = (): void => {
@@ -113,19 +146,29 @@ export async function startCaService(opts: CaServiceOptions): Promise<CaService>
     promoteRoot: changing(() => inner.promoteRoot()),
     retireRoot: changing((o?: { force?: boolean }) => inner.retireRoot(o)),
   };
+  async function workloadTtl(): Promise<WorkloadTtl> {
+    if (override !== undefined) return { ms: override, source: 'override' };
+    try {
+      return { ms: (await readMeshSettings(opts.store)).workloadTtlMs, source: 'mesh' };
+    } catch (err) {
+      opts.log?.warn({ err }, 'ca: cannot read the Mesh; using the workload TTL read at start');
+      return { ms: initial.workloadTtlMs, source: 'mesh' };
+    }
+  }
   opts.log?.info({ trustDomain: inner.trustDomain, source: inner.material.source, roots: inner.material.roots.length }, 'ca: ready');
+  if (override !== undefined) {
+    // Loud on purpose: a fleet renewing every few seconds is a test set-up, never production.
+    opts.log?.warn({ workloadTtl: formatDuration(override) }, 'ca: workload certificate lifetime forced by --dev-workload-ttl (testing only); the Mesh\'s certificates.workloadTTL is ignored');
+  }
 
   return {
     ca,
     trustDomain: inner.trustDomain,
     bundlePem: () => inner.bundlePem(),
+    replicated: opts.replicated === true,
+    workloadTtl,
     async issueForToken(token, csrPem) {
-      let ttlMs = initial.workloadTtlMs;
-      try {
-        ttlMs = (await readMeshSettings(opts.store)).workloadTtlMs;
-      } catch (err) {
-        opts.log?.warn({ err }, 'ca: cannot read the Mesh; using the workload TTL read at start');
-      }
+      const { ms: ttlMs } = await workloadTtl();
       const svid = await inner.issueForToken(token, csrPem, { ttlMs });
       return { ...svid, trustBundlePem: inner.bundlePem() };
     },

@@ -5,11 +5,14 @@
  * rate arithmetic is unit-tested without a network.
  *
  * Rates: a proxy's summaries each cover [start, end) (times as the control plane
- * received them). Over a window W ending now, a proxy's included summaries cover
- * latestEnd − max(now − W, earliestStart): its counts are divided by that span, not by
- * W, so a proxy that connected 10 s ago is not diluted over 60 s, and the part of W
- * that no summary has reported yet (up to one interval) does not count as silence.
- * Rates of different proxies add up.
+ * received them). Over a window W ending now, the reports start at
+ * S = max(now − W, the earliest start of any proxy's summary in W): a mesh (or a
+ * control plane) up for 10 s is not diluted over 60 s. A proxy's counts are divided by
+ * its latestEnd − S, so the part of W it has not reported yet (up to one interval)
+ * does not count as silence. S is common to every proxy: the caller's and the callee's
+ * proxies see the same requests, and must give them the same rate (with a start of its
+ * own, a caller that connected a second after its callee showed edges at up to twice
+ * the callee's rate). Rates of different proxies add up.
  */
 import { Histogram } from '../../telemetry/histogram.js';
 
@@ -42,9 +45,10 @@ export interface ProxyRing {
   readonly summaries: readonly StoredSummary[];
 }
 
-export interface RouteStats { name: string; rps: number; successRate: number | null; p50Ms: number | null; p95Ms: number | null; p99Ms: number | null }
+export interface RouteStats { name: string; rps: number; successRate: number | null; p50Ms: number | null; p95Ms: number | null; p99Ms: number | null; requests: number }
 export interface ServiceStats extends Omit<RouteStats, 'name'> { name: string; namespace: string; proxies: number; requests: number; routes: RouteStats[] }
-export interface EdgeStats { source: PeerRef; destination: PeerRef; rps: number; errorRate: number | null; p99Ms: number | null; mtls: boolean }
+/** `requests`: how many the window holds (`rps` is over the span the reports cover). */
+export interface EdgeStats { source: PeerRef; destination: PeerRef; rps: number; requests: number; errorRate: number | null; p99Ms: number | null; mtls: boolean }
 export interface StatsResponse { window: string; generatedAt: string; services: ServiceStats[]; edges: EdgeStats[] }
 
 class Acc {
@@ -65,23 +69,25 @@ class Acc {
 
 const round = (v: number | undefined, digits = 3): number | null => (v === undefined || !Number.isFinite(v) ? null : Math.round(v * 10 ** digits) / 10 ** digits);
 
-/** The span (seconds) a proxy's summaries cover within [from, ∞), or 0 when none. */
-export function coveredSeconds(summaries: readonly StoredSummary[], from: number): number {
+/** S above: where the reports of every proxy in the window start (never before `from`). */
+export function reportsStart(rings: readonly ProxyRing[], from: number): number {
   let start = Infinity;
-  let end = -Infinity;
-  for (const s of summaries) {
-    if (s.endMs <= from) continue;
-    start = Math.min(start, s.startMs);
-    end = Math.max(end, s.endMs);
-  }
-  if (end === -Infinity) return 0;
-  return Math.max(0.001, (end - Math.max(from, start)) / 1000);
+  for (const r of rings) for (const s of r.summaries) if (s.endMs > from && s.startMs < start) start = s.startMs;
+  return Math.max(from, start);
 }
 
-/** Visits every stat of every summary inside the window with its proxy's span. */
+/** Seconds from `start` to the end of a proxy's last summary that ends after `from`; 0 when none does. */
+export function spanSeconds(summaries: readonly StoredSummary[], from: number, start: number): number {
+  let end = -Infinity;
+  for (const s of summaries) if (s.endMs > from && s.endMs > end) end = s.endMs;
+  return end === -Infinity ? 0 : Math.max(0.001, (end - start) / 1000);
+}
+
+/** Visits every stat of every summary inside the window with its proxy's span (from the common start). */
 function eachStat(rings: readonly ProxyRing[], from: number, fn: (ring: ProxyRing, s: StoredStat, span: number) => void): void {
+  const start = reportsStart(rings, from);
   for (const r of rings) {
-    const span = coveredSeconds(r.summaries, from);
+    const span = spanSeconds(r.summaries, from, start);
     if (span === 0) continue;
     for (const sum of r.summaries) {
       if (sum.endMs <= from) continue;
@@ -92,7 +98,7 @@ function eachStat(rings: readonly ProxyRing[], from: number, fn: (ring: ProxyRin
 
 const key = (p: PeerRef): string => `${p.namespace}/${p.name}`;
 
-function fields(a: Acc): Omit<RouteStats, 'name'> {
+function fields(a: Acc): Omit<RouteStats, 'name' | 'requests'> {
   return {
     rps: round(a.rps)!,
     successRate: a.requests === 0 ? null : round(a.successes / a.requests, 4),
@@ -102,14 +108,35 @@ function fields(a: Acc): Omit<RouteStats, 'name'> {
   };
 }
 
+/** Options of computeStats. */
+export interface StatsOptions {
+  readonly now: number;
+  readonly windowMs: number;
+  readonly namespace?: string | undefined;
+  readonly window: string;
+  /** How a reported route name is shown (route-names.ts); default: as reported. */
+  readonly routeLabel?: ((route: string, destination: PeerRef) => string) | undefined;
+}
+
+interface EdgeAcc { readonly source: PeerRef; readonly destination: PeerRef; readonly acc: Acc }
+
 /**
- * A Service's numbers come from its own proxies' inbound traffic when it has any in the
- * window (what the Service served), else from its callers' outbound traffic to it (a
- * Service without sidecars). Its routes come from the same side, so they add up to the
- * Service's numbers: the inbound routes of its proxies, or the callers' outbound routes.
+ * Every request is seen by up to two proxies: the caller's (outbound) and the callee's
+ * (inbound). Each number takes one view, so nothing is counted twice:
+ *
+ * - A Service's numbers: its own proxies' inbound traffic when it has any in the window
+ *   (all it served, unmeshed callers included), else its callers' outbound traffic to it
+ *   (a Service without sidecars).
+ * - Its routes: the callers' outbound view when there is one, since only the caller's
+ *   proxy routes by HTTPRoute / GRPCRoute rules (the callee's inbound listener has a
+ *   single catch-all route); else the inbound routes.
+ * - An edge (source → destination): the caller's outbound view when the caller has a
+ *   sidecar that reported in the window, else the callee's inbound view of a caller it
+ *   could name (a caller known only by namespace is no edge).
  */
-export function computeStats(rings: readonly ProxyRing[], opts: { now: number; windowMs: number; namespace?: string | undefined; window: string }): StatsResponse {
+export function computeStats(rings: readonly ProxyRing[], opts: StatsOptions): StatsResponse {
   const from = opts.now - opts.windowMs;
+  const label = opts.routeLabel ?? ((r: string): string => r);
   type Svc = { ref: PeerRef; inbound: Acc; outbound: Acc; inRoutes: Map<string, Acc>; outRoutes: Map<string, Acc>; proxies: number };
   const services = new Map<string, Svc>();
   const svc = (p: PeerRef): Svc => {
@@ -125,46 +152,43 @@ export function computeStats(rings: readonly ProxyRing[], opts: { now: number; w
     if (a === undefined) m.set(name, (a = new Acc()));
     return a;
   };
-  const outEdges = new Map<string, { source: PeerRef; destination: PeerRef; acc: Acc }>();
-  const inEdges = new Map<string, { source: PeerRef; destination: PeerRef; acc: Acc }>();
   for (const r of rings) if (r.connected && r.service.name !== '') svc(r.service).proxies++;
+  // Services whose own sidecars reported in the window: their outbound view is the edge.
+  const reporting = new Set<string>();
+  for (const r of rings) if (r.service.name !== '' && r.summaries.some((x) => x.endMs > from)) reporting.add(key(r.service));
+  const edgeMap = new Map<string, EdgeAcc>();
   eachStat(rings, from, (_r, s, span) => {
-    const edgeKey = `${key(s.source)}>${key(s.destination)}`;
-    const edges = s.direction === 'outbound' ? outEdges : inEdges;
-    let e = edges.get(edgeKey);
-    if (e === undefined) edges.set(edgeKey, (e = { source: s.source, destination: s.destination, acc: new Acc() }));
-    e.acc.add(s, span);
     const d = svc(s.destination);
     if (s.direction === 'inbound') {
       d.inbound.add(s, span);
-      if (s.route !== '') routeAcc(d.inRoutes, s.route).add(s, span);
+      if (s.route !== '') routeAcc(d.inRoutes, label(s.route, s.destination)).add(s, span);
+      if (s.source.name === 'unknown' || s.source.name === '' || reporting.has(key(s.source))) return;
     } else {
       d.outbound.add(s, span);
-      if (s.route !== '') routeAcc(d.outRoutes, s.route).add(s, span);
+      if (s.route !== '') routeAcc(d.outRoutes, label(s.route, s.destination)).add(s, span);
     }
+    const edgeKey = `${key(s.source)}>${key(s.destination)}`;
+    let e = edgeMap.get(edgeKey);
+    if (e === undefined) edgeMap.set(edgeKey, (e = { source: s.source, destination: s.destination, acc: new Acc() }));
+    e.acc.add(s, span);
   });
   const inNs = (p: PeerRef): boolean => opts.namespace === undefined || p.namespace === opts.namespace;
   const out: ServiceStats[] = [];
   for (const s of services.values()) {
     if (!inNs(s.ref) || s.ref.name === 'unknown') continue;
-    // Routes from the same side as the Service's numbers, so that they add up to them.
-    const useInbound = s.inbound.requests > 0;
-    const a = useInbound ? s.inbound : s.outbound;
-    const routes = useInbound ? s.inRoutes : s.outRoutes;
+    const a = s.inbound.requests > 0 ? s.inbound : s.outbound;
+    const routes = s.outRoutes.size > 0 ? s.outRoutes : s.inRoutes;
     out.push({
       name: s.ref.name, namespace: s.ref.namespace, ...fields(a), requests: a.requests, proxies: s.proxies,
-      routes: [...routes].map(([name, r]) => ({ name, ...fields(r) })).sort((x, y) => x.name.localeCompare(y.name)),
+      routes: [...routes].map(([name, r]) => ({ name, ...fields(r), requests: r.requests })).sort((x, y) => x.name.localeCompare(y.name)),
     });
   }
   out.sort((x, y) => x.namespace.localeCompare(y.namespace) || x.name.localeCompare(y.name));
-  // Callers' view first; the inbound view only adds pairs no caller reported (an
-  // unmeshed caller whose identity the server side knows).
   const edges: EdgeStats[] = [];
-  for (const [k, e] of [...outEdges, ...[...inEdges].filter(([k2, e2]) => !outEdges.has(k2) && e2.source.name !== 'unknown')]) {
-    void k;
+  for (const e of edgeMap.values()) {
     if (!inNs(e.source) && !inNs(e.destination)) continue;
     edges.push({
-      source: e.source, destination: e.destination, rps: round(e.acc.rps)!,
+      source: e.source, destination: e.destination, rps: round(e.acc.rps)!, requests: e.acc.requests,
       errorRate: e.acc.requests === 0 ? null : round(1 - e.acc.successes / e.acc.requests, 4),
       p99Ms: round(e.acc.latency.quantile(0.99)),
       mtls: e.acc.requests > 0 && e.acc.mtlsRequests / e.acc.requests >= 0.99,

@@ -10,8 +10,10 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../lib/log.js';
-import type { ControlMessage, PeerWire, ProxyMessage, SummaryWire, TapEventWire } from '../../telemetry/telemetry-proto.js';
+import type { CertificateWire, ControlMessage, PeerWire, ProxyMessage, SummaryWire, TapEventWire } from '../../telemetry/telemetry-proto.js';
+import type { ConfigStore } from '../../store/types.js';
 import { computeStats, computeTimeseries, type PeerRef, type ProxyRing, type StatsResponse, type StoredStat, type StoredSummary, type TimeseriesPoint } from './golden.js';
+import { RouteRuleIndex, routeLabel } from './route-names.js';
 
 /** How long summaries are kept (and the longest window). */
 export const RETENTION_MS = 15 * 60_000;
@@ -58,6 +60,33 @@ export interface ProxyInfo {
   lastSummaryAt: string | undefined;
   activeTaps: number;
   intervalMs: number;
+  /** The workload certificate it reported with its last summary (`weft certs`). */
+  certificate?: ProxyCertificate;
+}
+
+export interface ProxyCertificate {
+  spiffeId: string;
+  serialNumber: string;
+  notBefore: string;
+  notAfter: string;
+  issuer: string;
+  renewals: number;
+  renewalFailures: number;
+  nextRenewalAt?: string;
+  lastError?: string;
+  trustBundleRoots: number;
+}
+
+function proxyCertificate(w: CertificateWire): ProxyCertificate | undefined {
+  if (!w.spiffe_id || !w.serial_number || !w.not_after_ms) return undefined;
+  const iso = (ms: number | undefined): string | undefined => (ms ? new Date(Number(ms)).toISOString() : undefined);
+  const next = iso(w.next_renewal_ms);
+  return {
+    spiffeId: w.spiffe_id, serialNumber: w.serial_number, notBefore: iso(w.not_before_ms) ?? '', notAfter: iso(w.not_after_ms)!,
+    issuer: w.issuer ?? '', renewals: w.renewals ?? 0, renewalFailures: w.renewal_failures ?? 0,
+    ...(next !== undefined ? { nextRenewalAt: next } : {}), ...(w.last_error ? { lastError: w.last_error } : {}),
+    trustBundleRoots: w.trust_bundle_roots ?? 0,
+  };
 }
 
 interface Conn {
@@ -68,6 +97,7 @@ interface Conn {
   lastSummaryAt: number | undefined;
   activeTaps: number;
   intervalMs: number;
+  certificate?: ProxyCertificate | undefined;
 }
 
 interface Ring {
@@ -110,10 +140,14 @@ export class TelemetryHub {
   private readonly rings = new Map<string, Ring>();
   private readonly taps = new Map<string, Tap>();
   private readonly pruneTimer: NodeJS.Timeout;
+  /** Rule names of the routes in the store, for readable per-route stats (route-names.ts). */
+  private readonly ruleIndex: RouteRuleIndex | undefined;
 
-  constructor(private readonly opts: { log?: Logger; now?: () => number } = {}) {
+  /** `store`: where HTTPRoute / GRPCRoute rule names are read from; without it routes show as `ruleN`. */
+  constructor(private readonly opts: { log?: Logger; now?: () => number; store?: ConfigStore } = {}) {
     this.pruneTimer = setInterval(() => this.prune(), 30_000);
     this.pruneTimer.unref();
+    this.ruleIndex = opts.store === undefined ? undefined : new RouteRuleIndex(opts.store, opts.log);
   }
 
   private now(): number {
@@ -181,6 +215,7 @@ export class TelemetryHub {
     const now = this.now();
     c.lastSummaryAt = now;
     c.activeTaps = s.active_taps ?? c.activeTaps;
+    if (s.certificate !== undefined) c.certificate = proxyCertificate(s.certificate);
     const ring = this.rings.get(c.id);
     if (ring === undefined) return;
     // Proxy clocks may be off: keep the span it reports, anchored at our receive time.
@@ -228,7 +263,11 @@ export class TelemetryHub {
   }
 
   stats(q: { windowMs: number; window: string; namespace?: string | undefined }): StatsResponse {
-    return computeStats(this.ringsView(), { now: this.now(), windowMs: Math.min(q.windowMs, RETENTION_MS), window: q.window, namespace: q.namespace });
+    const rules = this.ruleIndex?.lookup;
+    return computeStats(this.ringsView(), {
+      now: this.now(), windowMs: Math.min(q.windowMs, RETENTION_MS), window: q.window, namespace: q.namespace,
+      routeLabel: (route, destination) => routeLabel(route, destination, rules),
+    });
   }
 
   timeseries(q: { service: PeerRef; minutes: number }): { step: number; points: TimeseriesPoint[] } {
@@ -239,6 +278,7 @@ export class TelemetryHub {
     return [...this.conns.values()].map((c) => ({
       id: c.id, service: c.service, connectedAt: new Date(c.connectedAt).toISOString(),
       lastSummaryAt: c.lastSummaryAt === undefined ? undefined : new Date(c.lastSummaryAt).toISOString(), activeTaps: c.activeTaps, intervalMs: c.intervalMs,
+      ...(c.certificate !== undefined ? { certificate: c.certificate } : {}),
     })).sort((a, b) => a.id.localeCompare(b.id));
   }
 
@@ -301,6 +341,7 @@ export class TelemetryHub {
 
   close(): void {
     clearInterval(this.pruneTimer);
+    this.ruleIndex?.close();
     for (const t of [...this.taps.values()]) this.taps.delete(t.id);
     for (const c of this.conns.values()) {
       try { c.call.end(); } catch { /* already gone */ }

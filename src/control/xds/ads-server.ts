@@ -67,6 +67,8 @@ interface DiscoveryRequest {
   type_url?: string;
   response_nonce?: string;
   error_detail?: { code?: number; message?: string } | null;
+  /** resource_names as received, when discovery-request.ts decoded the request (then resource_names is decoded on first read). */
+  namesBytes?: Buffer;
 }
 
 interface DiscoveryResponse {
@@ -82,6 +84,8 @@ interface TypeState {
   wildcard: boolean;
   /** The subscription as a string (wildcard flag and names in order): streams subscribed alike share what is resolved from a snapshot. */
   key: string;
+  /** The resource_names bytes of the last request that set `names` (a copy), when it came through the wire decoder. */
+  namesBytes?: Buffer;
   nonce?: string;
   sentVersion?: string;
   sent: SnapshotEntry[];
@@ -114,6 +118,104 @@ const EMPTY: Resolved = { entries: [], version: versionOf([]), resources: [] };
 export interface SnapshotSource {
   snapshot(view: ProxyView): Snapshot;
   subscribe(view: ProxyView, cb: (s: Snapshot) => void): () => void;
+  /**
+   * When the change that produced `s` happened (performance.now() ms: the first
+   * store/registry change of the rebuild's batch); undefined for a snapshot no
+   * change produced (the first one of a view). Convergence is measured from it.
+   */
+  changedAt?(s: Snapshot): number | undefined;
+}
+
+/** Upper bounds (seconds) of `weft_control_xds_convergence_seconds`: 1 ms to 30 s. */
+export const CONVERGENCE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
+
+/**
+ * Change → proxy ACK times, as plain counts (one slot per bucket, the last for
+ * +Inf; not cumulative). metrics.ts renders it at scrape time, so the ACK path
+ * pays one short loop and no label hashing.
+ */
+export class ConvergenceHistogram {
+  readonly counts = new Array<number>(CONVERGENCE_BUCKETS.length + 1).fill(0);
+  sum = 0;
+  count = 0;
+
+  observe(seconds: number): void {
+    let i = 0;
+    while (i < CONVERGENCE_BUCKETS.length && seconds > CONVERGENCE_BUCKETS[i]!) i++;
+    this.counts[i]!++;
+    this.sum += seconds;
+    this.count++;
+  }
+}
+
+/** What AdsServer counts (XdsStatusSource's `counters`: the metrics read it at scrape time). */
+export interface AdsCounters {
+  pushes: number;
+  nacks: number;
+  stale: number;
+  pushesByType: Partial<Record<TypeShortName, number>>;
+  nacksByType: Partial<Record<TypeShortName, number>>;
+  /** Streams bound to a node now, by client kind (ProxyView.client). */
+  connected: Record<ClientKind, number>;
+  convergence: ConvergenceHistogram;
+}
+
+export type ClientKind = 'proxy' | 'grpc';
+
+/**
+ * A change a stream was pushed and has not fully ACKed yet: `since` is the
+ * change time (SnapshotSource.changedAt), `waiting` the latest nonce per type
+ * still to be ACKed. Shared by the SotW and delta streams.
+ */
+export class Convergence {
+  private since?: number;
+  private readonly waiting = new Map<XdsTypeUrl, string>();
+
+  constructor(private readonly counters: AdsCounters) {}
+
+  /** A new snapshot reaches the stream: a change from `at` starts (an older unconverged one keeps its earlier time). */
+  begin(at: number | undefined): boolean {
+    if (at === undefined) return false;
+    if (this.since === undefined || at < this.since) this.since = at;
+    return true;
+  }
+
+  /** After the snapshot's pushes: a change that pushed nothing to this stream did not affect it. */
+  settle(): void {
+    if (this.waiting.size === 0) this.since = undefined;
+  }
+
+  /** A response went out while a change is pending: its ACK is needed too. */
+  pushed(type: XdsTypeUrl, nonce: string): void {
+    if (this.since !== undefined) this.waiting.set(type, nonce);
+  }
+
+  acked(type: XdsTypeUrl, nonce: string): void {
+    if (this.since === undefined || this.waiting.get(type) !== nonce) return;
+    this.waiting.delete(type);
+    if (this.waiting.size > 0) return;
+    this.counters.convergence.observe(Math.max(0, performance.now() - this.since) / 1000);
+    this.since = undefined;
+  }
+
+  /** The client rejected part of the change: it will not converge on it (nothing observed). */
+  nacked(type: XdsTypeUrl): void {
+    if (!this.waiting.has(type)) return;
+    this.waiting.clear();
+    this.since = undefined;
+  }
+}
+
+export function newAdsCounters(): AdsCounters {
+  return { pushes: 0, nacks: 0, stale: 0, pushesByType: {}, nacksByType: {}, connected: { proxy: 0, grpc: 0 }, convergence: new ConvergenceHistogram() };
+}
+
+/** Counts a push or NACK in the total and in its type's total. */
+export function countByType(counters: AdsCounters, what: 'pushes' | 'nacks', type: XdsTypeUrl): void {
+  counters[what]++;
+  const byType = what === 'pushes' ? counters.pushesByType : counters.nacksByType;
+  const short = SHORT_NAMES[type] as TypeShortName;
+  byType[short] = (byType[short] ?? 0) + 1;
 }
 
 export interface AdsServerOptions {
@@ -136,6 +238,7 @@ class AdsStream {
   private nonceSeq = 0;
   private unsubscribe?: () => void;
   private closed = false;
+  private readonly convergence: Convergence;
 
   constructor(
     id: number,
@@ -143,6 +246,7 @@ class AdsStream {
     private readonly server: AdsServer,
   ) {
     this.id = String(id);
+    this.convergence = new Convergence(server.counters);
   }
 
   get log(): Logger | undefined {
@@ -177,12 +281,23 @@ class AdsStream {
       const message = req.error_detail.message ?? `code ${req.error_detail.code ?? '?'}`;
       st.nackedVersion = st.sentVersion;
       st.lastNack = { message, at: new Date().toISOString(), ...(st.sentVersion !== undefined ? { version: st.sentVersion } : {}) };
-      this.server.counters.nacks++;
+      countByType(this.server.counters, 'nacks', type);
+      this.convergence.nacked(type);
       this.log?.warn({ stream: this.id, node: this.node?.id, type: SHORT_NAMES[type], version: st.sentVersion, message }, 'xds: NACK');
     } else if (nonce !== '') {
       st.ackedVersion = req.version_info || st.sentVersion;
+      this.convergence.acked(type, nonce);
+    }
+    // An ACK that repeats the last request's resource_names byte for byte changes
+    // neither the names nor the wildcard flag (both follow from the names and the
+    // flag they set): skip decoding and comparing them (500 EDS names per ACK).
+    const raw = req.namesBytes;
+    if (!first && raw !== undefined && st.namesBytes !== undefined && raw.equals(st.namesBytes)) {
+      this.maybeSend(type, st);
+      return;
     }
     const names = req.resource_names ?? [];
+    st.namesBytes = raw === undefined ? undefined : Buffer.from(raw);
     const wildcardType = type === LISTENER || type === CLUSTER;
     const wasWildcard = st.wildcard;
     if (names.includes('*')) st.wildcard = true;
@@ -202,6 +317,7 @@ class AdsStream {
     this.node = node;
     this.view = viewOfNode(node);
     this.registration = this.server.registry?.connect(node);
+    this.server.counters.connected[this.view.client ?? 'proxy']++;
     this.snapshot = this.server.snapshots.snapshot(this.view);
     this.unsubscribe = this.server.snapshots.subscribe(this.view, (s) => this.onSnapshot(s));
     this.log?.info({ stream: this.id, node: node.id, workload: this.workloadName() }, 'xds: proxy connected');
@@ -213,11 +329,16 @@ class AdsStream {
 
   private onSnapshot(s: Snapshot): void {
     if (this.closed) return;
+    const prev = this.snapshot;
     this.snapshot = s;
+    const timed = this.convergence.begin(this.server.snapshots.changedAt?.(s));
     for (const type of PUSH_ORDER) {
       const st = this.types.get(type);
-      if (st) this.maybeSend(type, st);
+      // A type whose table the new snapshot shares with the old one resolves as it did
+      // (resolveSubscription caches by that table), and maybeSend already ran on it.
+      if (st && (prev === undefined || prev.token(type) !== s.token(type))) this.maybeSend(type, st);
     }
+    if (timed) this.convergence.settle();
   }
 
   private resolve(type: XdsTypeUrl, st: TypeState): Resolved {
@@ -253,7 +374,8 @@ class AdsStream {
     st.nonce = nonce;
     this.recordSent(st, resolved);
     this.lastPushAt = new Date();
-    this.server.counters.pushes++;
+    countByType(this.server.counters, 'pushes', type);
+    this.convergence.pushed(type, nonce);
     this.log?.debug({ stream: this.id, type: SHORT_NAMES[type], version, nonce, count: resources.length }, 'xds: push');
     this.call.write({ version_info: version, resources, type_url: type, nonce });
   }
@@ -268,6 +390,7 @@ class AdsStream {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribe?.();
+    if (this.view !== undefined) this.server.counters.connected[this.view.client ?? 'proxy']--;
     if (this.registration) this.server.registry?.release(this.registration);
     this.log?.info({ stream: this.id, node: this.node?.id }, 'xds: proxy disconnected');
   }
@@ -306,7 +429,7 @@ export class AdsServer {
   readonly snapshots: SnapshotSource;
   readonly registry?: WorkloadRegistry;
   readonly log?: Logger;
-  readonly counters = { pushes: 0, nacks: 0, stale: 0 };
+  readonly counters: AdsCounters = newAdsCounters();
   private readonly streams = new Map<string, AdsStream | DeltaStream>();
   private seq = 0;
 

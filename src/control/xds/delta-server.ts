@@ -7,7 +7,7 @@ import { diffResolved, hashesOf } from './resolved-diff.js';
 import type { ProxyView } from './model.js';
 import { viewOfNode } from './view-of-node.js';
 import { withPeerIdentity } from './peer-identity.js';
-import type { AdsServer, ClientStatus, TypeShortName, TypeStatus } from './ads-server.js';
+import { Convergence, countByType, type AdsServer, type ClientStatus, type TypeShortName, type TypeStatus } from './ads-server.js';
 
 /**
  * Aggregated Discovery Service, incremental ("delta") variant
@@ -94,6 +94,7 @@ export class DeltaStream {
   private nonceSeq = 0;
   private unsubscribe?: () => void;
   private closed = false;
+  private readonly convergence: Convergence;
 
   constructor(
     id: number,
@@ -101,6 +102,7 @@ export class DeltaStream {
     private readonly server: AdsServer,
   ) {
     this.id = String(id);
+    this.convergence = new Convergence(server.counters);
   }
 
   onRequest(req: DeltaDiscoveryRequest): void {
@@ -128,10 +130,12 @@ export class DeltaStream {
     if (current && req.error_detail) {
       const message = req.error_detail.message ?? `code ${req.error_detail.code ?? '?'}`;
       st.lastNack = { message, at: new Date().toISOString(), ...(st.sentVersion !== undefined ? { version: st.sentVersion } : {}) };
-      this.server.counters.nacks++;
+      countByType(this.server.counters, 'nacks', type);
+      this.convergence.nacked(type);
       log?.warn({ stream: this.id, node: this.node?.id, type: SHORT_NAMES[type], version: st.sentVersion, message }, 'xds delta: NACK');
     } else if (current) {
       st.ackedVersion = st.sentVersion;
+      this.convergence.acked(type, nonce);
     }
     const sub = req.resource_names_subscribe ?? [];
     const unsub = req.resource_names_unsubscribe ?? [];
@@ -164,6 +168,7 @@ export class DeltaStream {
     this.node = node;
     this.view = viewOfNode(node);
     this.registration = this.server.registry?.connect(node);
+    this.server.counters.connected[this.view.client ?? 'proxy']++;
     this.snapshot = this.server.snapshots.snapshot(this.view);
     this.unsubscribe = this.server.snapshots.subscribe(this.view, (s) => this.onSnapshot(s));
     this.server.log?.info({ stream: this.id, node: node.id, workload: this.workloadName(), delta: true }, 'xds: proxy connected');
@@ -177,11 +182,13 @@ export class DeltaStream {
     if (this.closed) return;
     const prev = this.snapshot;
     this.snapshot = s;
+    const timed = this.convergence.begin(this.server.snapshots.changedAt?.(s));
     for (const type of PUSH_ORDER) {
       const st = this.types.get(type);
       // A type whose table the new snapshot shares with the old one has not changed.
       if (st && (prev === undefined || prev.token(type) !== s.token(type))) this.maybeSend(type, st);
     }
+    if (timed) this.convergence.settle();
   }
 
   private maybeSend(type: XdsTypeUrl, st: DeltaTypeState): void {
@@ -220,7 +227,8 @@ export class DeltaStream {
     st.nonce = nonce;
     st.sentVersion = resolved.version;
     this.lastPushAt = new Date();
-    this.server.counters.pushes++;
+    countByType(this.server.counters, 'pushes', type);
+    this.convergence.pushed(type, nonce);
     this.server.log?.debug({ stream: this.id, type: SHORT_NAMES[type], version: resolved.version, nonce, changed: changed.length, removed: removed.length }, 'xds delta: push');
     this.call.write({
       system_version_info: resolved.version,
@@ -235,6 +243,7 @@ export class DeltaStream {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribe?.();
+    if (this.view !== undefined) this.server.counters.connected[this.view.client ?? 'proxy']--;
     if (this.registration) this.server.registry?.release(this.registration);
     this.server.log?.info({ stream: this.id, node: this.node?.id }, 'xds: proxy disconnected');
   }

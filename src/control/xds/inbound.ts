@@ -10,6 +10,7 @@ import { buildJwt } from './security/jwt.js';
 import { buildRbac, rbacHttpFilters, rbacNetworkFilters, rbacPerRoute, type RbacContext, type RbacSet } from './security/rbac.js';
 import { ALPN_HTTP, downstreamTlsSocket } from './security/tls.js';
 import { hcmTelemetry } from './telemetry.js';
+import { inboundPortPolicy, inboundRateLimitFilter, type InboundPortPolicy } from './policy/inbound-policy.js';
 
 /**
  * The Weft proxy's inbound side (names.ts has the naming scheme, and
@@ -28,9 +29,11 @@ import { hcmTelemetry } from './telemetry.js';
  * http_inspector to tell it from HTTP when both exist); with several TCP ports
  * plaintext TCP cannot name its port and is not served (see `notes`).
  *
- * HTTP chains: jwt_authn → RBAC (audit, deny, allow) → router. local_ratelimit
- * and fault would sit between RBAC and the router (inboundHttpFilters keeps that
- * order) but BackendPolicy applies them on the caller's outbound routes today.
+ * HTTP chains: jwt_authn → RBAC (audit, deny, allow) → local_ratelimit → router.
+ * local_ratelimit is there when a BackendPolicy on the Service (or port) has
+ * `rateLimit.scope: workload`; its bucket sits on the port's route. Fault
+ * injection stays on the caller's outbound routes. BackendPolicy parts applied
+ * here: policy/inbound-policy.ts.
  * TCP chains: network RBAC → tcp_proxy.
  */
 
@@ -87,13 +90,18 @@ function inboundCluster(p: Port, appHost: string): ClusterResource {
   return c;
 }
 
-function route(p: Port): Obj {
-  return { name: 'default', match: { prefix: '/' }, route: { cluster: inboundClusterName(targetOf(p)), timeout: { seconds: 0 } } };
+/** `idleOnRoute`: put the policy's stream idle timeout on the route (a shared HCM cannot carry one per port). */
+function route(p: Port, policy?: InboundPortPolicy, idleOnRoute = false): Obj {
+  const action: Obj = { cluster: inboundClusterName(targetOf(p)), timeout: { seconds: 0 } };
+  if (idleOnRoute && policy?.streamIdle !== undefined) action.idle_timeout = policy.streamIdle;
+  const r: Obj = { name: 'default', match: { prefix: '/' }, route: action };
+  if (policy !== undefined && Object.keys(policy.perFilter).length > 0) r.typed_per_filter_config = policy.perFilter;
+  return r;
 }
 
-/** `telemetry`: the Mesh's access log and tracing for inbound HCMs (telemetry.ts). */
-function hcm(statPrefix: string, routeConfig: Obj, filters: Obj[], telemetry: Obj): Obj {
-  return { name: HCM_FILTER, typed_config: { '@type': HCM_TYPE, stat_prefix: statPrefix, route_config: routeConfig, http_filters: filters, ...telemetry } };
+/** `telemetry`: the Mesh's access log and tracing for inbound HCMs (telemetry.ts); `extra`: more HCM fields. */
+function hcm(statPrefix: string, routeConfig: Obj, filters: Obj[], telemetry: Obj, extra: Obj = {}): Obj {
+  return { name: HCM_FILTER, typed_config: { '@type': HCM_TYPE, stat_prefix: statPrefix, route_config: routeConfig, http_filters: filters, ...extra, ...telemetry } };
 }
 
 function tcpFilters(p: Port, rbac: readonly RbacSet[], statPrefix: string): Obj[] {
@@ -126,14 +134,17 @@ export function generateInbound(input: SecurityMeshInput, own: ServiceRef, appHo
     buildRbac(policies, { trustDomain, protocol: isHttp(p) ? 'http' : 'tcp', port: p.port, targetPort: targetOf(p), jwtPayloadKeys: jwt.payloadKeys, serviceIds } satisfies RbacContext);
   const notes: string[] = [];
   const chains: Obj[] = [];
+  const portPolicies = new Map(httpPorts.map((p) => [p, inboundPortPolicy(input, svc, p)]));
 
   if (mode !== 'DISABLE') {
     for (const p of ports) {
       const rbac = rbacFor(p);
       const match = { server_names: [tlsSni(ref, p.port)], transport_protocol: 'tls' };
       const prefix = `inbound|${p.port}`;
+      const pp = portPolicies.get(p);
+      const rateLimit = inboundRateLimitFilter(pp === undefined ? [] : [pp]);
       const filters = isHttp(p)
-        ? [hcm(prefix, { name: `${INBOUND_ROUTE}|${p.port}`, virtual_hosts: [{ name: prefix, domains: ['*'], routes: [route(p)] }] }, inboundHttpFilters({ jwt: jwt.filter, rbac: rbacHttpFilters(rbac) }), telemetry)]
+        ? [hcm(prefix, { name: `${INBOUND_ROUTE}|${p.port}`, virtual_hosts: [{ name: prefix, domains: ['*'], routes: [route(p, pp)] }] }, inboundHttpFilters({ jwt: jwt.filter, rbac: rbacHttpFilters(rbac), ...(rateLimit !== undefined ? { rateLimit } : {}) }), telemetry, pp?.streamIdle !== undefined ? { stream_idle_timeout: pp.streamIdle } : {})]
         : tcpFilters(p, rbac, prefix);
       chains.push({ name: `${prefix}|tls`, filter_chain_match: match, transport_socket: downstreamTlsSocket(isHttp(p) ? ALPN_HTTP : undefined), filters });
     }
@@ -149,7 +160,7 @@ export function generateInbound(input: SecurityMeshInput, own: ServiceRef, appHo
     if (first !== undefined) {
       const base = rbacFor(first);
       const vhosts = httpPorts.map((p, i) => {
-        const vh: Obj = { name: `inbound|${p.port}`, domains: i === 0 ? ['*'] : serviceDomains(ref, p.port, true).filter((d) => d.endsWith(`:${p.port}`)), routes: [route(p)] };
+        const vh: Obj = { name: `inbound|${p.port}`, domains: i === 0 ? ['*'] : serviceDomains(ref, p.port, true).filter((d) => d.endsWith(`:${p.port}`)), routes: [route(p, portPolicies.get(p), true)] };
         const own = rbacFor(p);
         if (!sameRbac(own, base)) vh.typed_per_filter_config = rbacPerRoute(own);
         return vh;
@@ -157,10 +168,11 @@ export function generateInbound(input: SecurityMeshInput, own: ServiceRef, appHo
       // The catch-all must come last: Envoy picks exact domains first anyway, but readers scan in order.
       vhosts.push(vhosts.shift() as Obj);
       const match = { ...plain, ...(sniff ? { application_protocols: ['http/1.0', 'http/1.1', 'h2c'] } : {}) };
+      const rateLimit = inboundRateLimitFilter([...portPolicies.values()]);
       chains.push({
         name: 'inbound|http|plaintext',
         ...(Object.keys(match).length > 0 ? { filter_chain_match: match } : {}),
-        filters: [hcm('inbound|http', { name: INBOUND_ROUTE, virtual_hosts: vhosts }, inboundHttpFilters({ jwt: jwt.filter, rbac: rbacHttpFilters(base) }), telemetry)],
+        filters: [hcm('inbound|http', { name: INBOUND_ROUTE, virtual_hosts: vhosts }, inboundHttpFilters({ jwt: jwt.filter, rbac: rbacHttpFilters(base), ...(rateLimit !== undefined ? { rateLimit } : {}) }), telemetry)],
       });
     }
     if (tcp !== undefined) {

@@ -94,6 +94,12 @@ export class SnapshotCache {
   private unsubscribeBundle?: () => void;
   private timer?: NodeJS.Timeout;
   private firstDirtyAt = 0;
+  /** The change time of the rebuild under way (see changedAt). */
+  private rebuildChangeAt = 0;
+  /** performance.now() of the first change not yet rebuilt (undefined: none pending). */
+  private firstChangeAt?: number;
+  /** The change time of each snapshot a rebuild made (changedAt; weak: old snapshots go with their streams). */
+  private readonly changeTimes = new WeakMap<Snapshot, number>();
   private input: MeshInput = { services: [], workloads: [], httpRoutes: [], grpcRoutes: [], tcpRoutes: [], backendPolicies: [] };
   private builds = 0;
   /** A change other than to a Workload is pending: every view is retranslated. */
@@ -200,6 +206,15 @@ export class SnapshotCache {
     };
   }
 
+  /**
+   * When the change that produced `s` happened (performance.now() ms; the first
+   * change of its debounced batch), for the convergence histogram; undefined
+   * for a view's first snapshot.
+   */
+  changedAt(s: Snapshot): number | undefined {
+    return this.changeTimes.get(s);
+  }
+
   /** What the generators read now (for tests and `weft describe`). */
   meshInput(): MeshInput {
     return this.input;
@@ -223,6 +238,7 @@ export class SnapshotCache {
 
   private schedule(): void {
     const now = Date.now();
+    this.firstChangeAt ??= performance.now();
     if (this.timer === undefined) this.firstDirtyAt = now;
     else clearTimeout(this.timer);
     const deadline = this.firstDirtyAt + this.debounceMs * MAX_WAIT_WINDOWS;
@@ -234,6 +250,8 @@ export class SnapshotCache {
   }
 
   private rebuild(): void {
+    this.rebuildChangeAt = this.firstChangeAt ?? performance.now();
+    this.firstChangeAt = undefined;
     const before = this.workloadsByKey;
     const full = this.fullPending;
     this.fullPending = false;
@@ -299,6 +317,7 @@ export class SnapshotCache {
     }
     if (next === undefined) return;
     state.snapshot = next;
+    this.changeTimes.set(next, this.rebuildChangeAt);
     for (const cb of state.listeners) state.pending.add(cb);
     if (!state.draining) this.notify(state);
   }

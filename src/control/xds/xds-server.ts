@@ -5,6 +5,7 @@ import type { ConfigStore } from '../../store/types.js';
 import { adsServices } from '../../xds/protos.js';
 import { WorkloadRegistry } from '../registry/workload-registry.js';
 import { AdsServer } from './ads-server.js';
+import { withWireRequests } from './discovery-request.js';
 import { SdsServer, type TrustBundleSource } from './sds.js';
 import { SnapshotCache } from './snapshot-cache.js';
 import { isLoopback } from '../http/auth.js';
@@ -62,7 +63,8 @@ export async function startXdsServer(opts: XdsServerOptions): Promise<XdsServerH
   const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   const { ads: adsService, sds: sdsService } = adsServices();
   const guard = plaintextGuard(opts.insecurePublic === true, opts.log);
-  server.addService(adsService, guardAll({
+  // SotW requests through the wire decoder: ACKs repeating their resource names skip decoding them.
+  server.addService(withWireRequests(adsService), guardAll({
     StreamAggregatedResources: ads.handler,
     DeltaAggregatedResources: ads.deltaHandler,
   }, guard));

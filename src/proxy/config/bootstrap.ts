@@ -1,6 +1,5 @@
 /** Envoy-style bootstrap (JSON or YAML; a path or an object) → what startProxy needs. */
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { WeftError } from '../../lib/errors.js';
 import { compileLoadAssignment } from './compile-endpoints.js';
 import { arr, fail, isObject, obj, optObj, str } from './proto-values.js';
@@ -16,6 +15,13 @@ export interface Bootstrap {
   readonly adminAddr?: string;
 }
 
+/** The document when it is JSON, else undefined (YAML, flow style included, goes to the YAML parser). */
+function parseJson(text: string): unknown {
+  const c = text.trimStart().charCodeAt(0);
+  if (c !== 123 /* { */ && c !== 91 /* [ */) return undefined;
+  try { return JSON.parse(text) as unknown; } catch { return undefined; }
+}
+
 export async function loadBootstrap(src: string | ProtoJson | undefined): Promise<Bootstrap> {
   let raw: unknown = src ?? {};
   if (typeof src === 'string') {
@@ -26,7 +32,8 @@ export async function loadBootstrap(src: string | ProtoJson | undefined): Promis
       throw new WeftError('WEFT_ERR_NOT_FOUND', `cannot read bootstrap ${src}: ${(e as Error).message}`, { cause: e });
     }
     try {
-      raw = parseYaml(text) ?? {};
+      // JSON needs no parser module; `yaml` (~7 MB of idle RSS) only loads for YAML files.
+      raw = parseJson(text) ?? (await import('yaml')).parse(text) ?? {};
     } catch (e) {
       throw new WeftError('WEFT_ERR_PARSE', `bootstrap ${src}: ${(e as Error).message}`, { cause: e });
     }

@@ -13,6 +13,8 @@ const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.Ht
 const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const CONNECTION_LIMIT_TYPE = 'envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit';
 const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
+/** HCM stream_idle_timeout when unset (Envoy's). */
+export const STREAM_IDLE_TIMEOUT_DEFAULT_MS = 300_000;
 
 function compileHcm(fields: ProtoJson, path: string): HttpConnectionManagerConfig {
   const codec = enumStr(fields.codec_type, `${path}.codec_type`, ['AUTO', 'HTTP1', 'HTTP2', 'HTTP3'], 'AUTO');
@@ -80,6 +82,8 @@ function compileHcm(fields: ProtoJson, path: string): HttpConnectionManagerConfi
     requestTimeoutMs: durationMs(fields.request_timeout, `${path}.request_timeout`, 0),
     requestHeadersTimeoutMs: durationMs(fields.request_headers_timeout, `${path}.request_headers_timeout`, 0),
     idleTimeoutMs: durationMs(cho.idle_timeout, `${path}.common_http_protocol_options.idle_timeout`, 3_600_000),
+    // Envoy's default: 5 minutes without bytes either way ends a stream (408, flag SI).
+    streamIdleTimeoutMs: durationMs(fields.stream_idle_timeout, `${path}.stream_idle_timeout`, STREAM_IDLE_TIMEOUT_DEFAULT_MS),
     maxRequestHeadersBytes: maxKb * 1024,
     maxHeadersCount,
     upgradeTypes,

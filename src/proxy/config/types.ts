@@ -202,6 +202,8 @@ export interface HttpConnectionManagerConfig {
   readonly requestTimeoutMs: number;
   readonly requestHeadersTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** stream_idle_timeout in ms (Envoy's default 5 min; 0 = none); a route's idle_timeout replaces it. Unset: none. */
+  readonly streamIdleTimeoutMs?: number;
   /** max_request_headers_kb, in bytes (Envoy's default 60 KiB). */
   readonly maxRequestHeadersBytes: number;
   /** common_http_protocol_options.max_headers_count (Envoy's default 100). */

@@ -461,7 +461,9 @@ export function createRequestHandler(listenerName: string, listenerPort: () => n
         local(f);
       };
       let durationTimer: NodeJS.Timeout | undefined = durationMs > 0 ? setTimeout(() => streamTimeout('DT'), durationMs) : undefined;
-      let idleTimer: NodeJS.Timeout | undefined = (a.idleTimeoutMs ?? 0) > 0 ? setTimeout(() => streamTimeout('SI'), a.idleTimeoutMs) : undefined;
+      // The route's idle_timeout replaces the HCM's stream_idle_timeout (0 in either disables it), as in Envoy.
+      const idleMs = a.idleTimeoutMs ?? chainOf(listener, req.socket)?.hcm?.streamIdleTimeoutMs ?? 0;
+      let idleTimer: NodeJS.Timeout | undefined = idleMs > 0 ? setTimeout(() => streamTimeout('SI'), idleMs) : undefined;
       const touch = (): void => { idleTimer?.refresh(); };
       let touchingRequest = false;
       /** Request bytes count as activity once the body is flowing (a 'data' listener added earlier would start it). */

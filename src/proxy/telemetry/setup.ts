@@ -10,6 +10,8 @@ import { NODE_METADATA } from '../xds-client/node-metadata.js';
 import type { Backoff } from '../xds-client/backoff.js';
 import { TelemetryRecorder, type TapSpec } from './recorder.js';
 import type { TelemetryClient } from './telemetry-client.js';
+import type { CertsView } from '../identity/identity-manager.js';
+import type { CertificateWire } from '../../telemetry/telemetry-proto.js';
 
 export interface TelemetryOptions {
   /** Summary interval (default 5 s). */
@@ -56,6 +58,8 @@ export async function startTelemetry(p: {
   readonly metadata: Record<string, unknown>;
   readonly log: Logger;
   readonly onTapsChanged?: (specs: readonly TapSpec[]) => void;
+  /** The proxy's workload identity (admin /certs), reported with each summary. */
+  readonly certs?: (() => CertsView) | undefined;
 }): Promise<TelemetryClient | undefined> {
   const own = ownServiceOf(p.metadata);
   if (p.recorder === undefined || own === undefined || p.addresses.length === 0 || p.opts === false || p.opts?.stream === false) return undefined;
@@ -66,5 +70,23 @@ export async function startTelemetry(p: {
     ...(p.opts?.backoff !== undefined ? { backoff: p.opts.backoff } : {}),
     ...(p.opts?.credentials !== undefined ? { credentials: p.opts.credentials } : {}),
     ...(p.onTapsChanged !== undefined ? { onTapsChanged: p.onTapsChanged } : {}),
+    ...(p.certs !== undefined ? { certificate: certificateOf(p.certs) } : {}),
   });
+}
+
+/** CertsView (admin /certs) → the wire's Certificate; undefined before the first SVID. */
+export function certificateOf(certs: () => CertsView): () => CertificateWire | undefined {
+  return () => {
+    const v = certs();
+    const c = v.certificate;
+    if (v.spiffeId === undefined || c === undefined) return undefined;
+    const next = v.renewal.nextAt === undefined ? undefined : Date.parse(v.renewal.nextAt);
+    return {
+      spiffe_id: v.spiffeId, serial_number: c.serialNumber, not_before_ms: Date.parse(c.notBefore), not_after_ms: Date.parse(c.notAfter),
+      issuer: c.issuer, renewals: v.renewal.renewals, renewal_failures: v.renewal.failures,
+      ...(next !== undefined && Number.isFinite(next) ? { next_renewal_ms: next } : {}),
+      ...(v.renewal.lastError !== undefined ? { last_error: v.renewal.lastError } : {}),
+      trust_bundle_roots: v.trustBundle.length,
+    };
+  };
 }

@@ -12,7 +12,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../lib/log.js';
-import { telemetryDefinitions, type ControlMessage, type ProxyMessage } from '../../telemetry/telemetry-proto.js';
+import { telemetryDefinitions, type CertificateWire, type ControlMessage, type ProxyMessage } from '../../telemetry/telemetry-proto.js';
 import { createBackoff, type Backoff } from '../xds-client/backoff.js';
 import { xdsChannelCredentials } from '../xds-client/ads-client.js';
 import { tapSpecOf, type TapSpec, type TelemetryRecorder } from './recorder.js';
@@ -34,6 +34,8 @@ export interface TelemetryClientOptions {
   readonly credentials?: () => grpc.ChannelCredentials;
   /** Called when the set of taps changes (the primary forwards it to its workers). */
   readonly onTapsChanged?: (specs: readonly TapSpec[]) => void;
+  /** The workload certificate held now, sent with each summary (`weft certs`). */
+  readonly certificate?: () => CertificateWire | undefined;
 }
 
 type Call = grpc.ClientDuplexStream<ProxyMessage, ControlMessage>;
@@ -72,7 +74,8 @@ export function startTelemetryClient(o: TelemetryClientOptions): TelemetryClient
   };
   const sendSummary = (): void => {
     if (!connected) return; // keep counting: the next summary covers the outage
-    send({ summary: rec.takeSummary() });
+    const certificate = o.certificate?.();
+    send({ summary: certificate === undefined ? rec.takeSummary() : { ...rec.takeSummary(), certificate } });
   };
   const sendTapEvents = (): void => {
     if (!rec.hasTapOutput) return;

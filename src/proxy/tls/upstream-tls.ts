@@ -108,6 +108,8 @@ export function connectUpstreamTls(host: string, port: number, t: UpstreamTlsCon
       return Object.assign(new Error(`server identity ${sans.join(', ') || '(no URI SAN)'} does not match ${want}`), { code: SAN_MISMATCH });
     },
   });
+  // HTTP/2 frames go out in several small writes: Nagle would hold them for the peer's delayed ACK.
+  s.setNoDelay(true);
   // A refused or timed-out TCP connect is a plain connect failure, not a TLS one.
   let tcpUp = false;
   s.once('connect', () => { tcpUp = true; });

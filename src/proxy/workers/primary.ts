@@ -243,6 +243,7 @@ export async function startPrimary(opts: ProxyOptions): Promise<Proxy> {
   const telemetry = await startTelemetry({
     opts: opts.telemetry, recorder, addresses: xdsAddresses, nodeId: node.id, metadata: node.metadata, log,
     onTapsChanged: (taps) => toAll({ t: 'taps', taps }),
+    certs: opts.identity === undefined ? undefined : () => opts.identity!.certs(),
   });
 
   const gather = async (): Promise<{ slot: Slot; stats: StatsWire | undefined; hosts: HostCountersWire | undefined }[]> =>

@@ -16,7 +16,10 @@ import type { EffectiveSettings } from './attach.js';
  * | timeouts.streamIdle         | route.idle_timeout                                                   |
  * | loadBalancer.hashOn (of the backend cluster) | route.hash_policy (header, cookie, connection_properties.source_ip) |
  * | faultInjection              | typed_per_filter_config[envoy.filters.http.fault] HTTPFault          |
- * | rateLimit                   | typed_per_filter_config[envoy.filters.http.local_ratelimit] LocalRateLimit |
+ * | rateLimit (scope caller)    | typed_per_filter_config[envoy.filters.http.local_ratelimit] LocalRateLimit |
+ *
+ * rateLimit with scope workload goes to the target's inbound listener instead,
+ * and timeouts.streamIdle there as well: see inbound-policy.ts.
  *
  * The HTTPRoute's own `retry` and `timeouts` (Gateway API) win over a policy's:
  * they are the route author's explicit choice for that rule.
@@ -187,7 +190,8 @@ export function applyRoutePolicy(route: Obj, s: EffectiveSettings, ctx: RoutePol
   if (hashes.length > 0) action.hash_policy = hashes;
   const perFilter: Obj = { ...((route.typed_per_filter_config as Obj | undefined) ?? {}) };
   if (s.faultInjection !== undefined) perFilter[FAULT_FILTER] = httpFault(s.faultInjection);
-  if (s.rateLimit !== undefined && ctx.flavour === 'envoy') perFilter[RATE_LIMIT_FILTER] = localRateLimit(s.rateLimit);
+  // scope workload: the target's inbound listener holds the bucket (inbound-policy.ts), not the caller.
+  if (s.rateLimit !== undefined && s.rateLimit.scope !== 'workload' && ctx.flavour === 'envoy') perFilter[RATE_LIMIT_FILTER] = localRateLimit(s.rateLimit);
   if (Object.keys(perFilter).length > 0) route.typed_per_filter_config = perFilter;
 }
 

@@ -30,6 +30,10 @@ import { connectUpstreamTls, type UpstreamTlsContext } from '../../tls/upstream-
  */
 export const ALPN_H2 = 'WEFT_ERR_ALPN_H2';
 
+/** Flow-control windows of upstream HTTP/2 sessions (Envoy's defaults are 256 MiB for both). */
+const STREAM_WINDOW = 1 << 20;
+const CONNECTION_WINDOW = 16 << 20;
+
 /** One multiplexed HTTP/2 session to one endpoint. */
 export interface H2Conn {
   readonly session: ClientHttp2Session;
@@ -57,6 +61,8 @@ export function createUpstreamPool(maxConnections: number): UpstreamPool {
   const agent = new Agent({
     keepAlive: true,
     keepAliveMsecs: 1000,
+    // Passed to net.connect: no Nagle delay on the request's writes.
+    noDelay: true,
     maxSockets: maxConnections,
     maxTotalSockets: maxConnections,
     maxFreeSockets: 256,
@@ -75,7 +81,11 @@ export function createUpstreamPool(maxConnections: number): UpstreamPool {
       createConnection: () => sock,
       // No cap on concurrent streams beyond the server's own SETTINGS.
       peerMaxConcurrentStreams: 1000,
+      // HTTP/2's default windows (64 KiB per stream and for the whole connection) make every
+      // response bigger than that wait a round trip per 64 KiB, shared by all streams.
+      settings: { initialWindowSize: STREAM_WINDOW },
     });
+    session.once('localSettings', () => { if (!session.destroyed) session.setLocalWindowSize(CONNECTION_WINDOW); });
     // An adopted connection (ALPN chose h2 on a verified socket) still waits for SETTINGS.
     const conn: H2Conn = { session, connected: !tls && !sock.connecting };
     const forget = (): void => { if (sessions.get(key) === conn) sessions.delete(key); };
@@ -105,6 +115,7 @@ export function createUpstreamPool(maxConnections: number): UpstreamPool {
     const key = `${host}:${port}${tls === undefined ? '' : '|tls'}`;
     const cur = sessions.get(key);
     if (cur !== undefined && !cur.session.closed && !cur.session.destroyed) return cur;
+    // noDelay: a stream's HEADERS and DATA frames are separate small writes (Nagle would hold the later ones).
     const sock = tls === undefined ? netConnect({ host, port, noDelay: true }) : connectUpstreamTls(host, port, tls, ['h2']);
     const conn = open(key, host, port, sock, tls !== undefined, connectTimeoutMs);
     onNew?.(conn);
