@@ -40,7 +40,7 @@ test('a YAML bootstrap file starts listeners, clusters and the admin server', as
 
 test('a bootstrap that cannot be honoured fails startProxy with the place named', async () => {
   await assert.rejects(
-    startProxy({ logLevel: 'silent', adminAddr: '127.0.0.1:0', bootstrap: { static_resources: { clusters: [{ name: 'x', type: 'STRICT_DNS' }] } } }),
-    /Cluster "x": type: STRICT_DNS clusters are not supported yet/,
+    startProxy({ logLevel: 'silent', adminAddr: '127.0.0.1:0', bootstrap: { static_resources: { clusters: [{ name: 'x', type: 'ORIGINAL_DST' }] } } }),
+    /Cluster "x": type: ORIGINAL_DST clusters are not supported yet/,
   );
 });
