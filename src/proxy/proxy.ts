@@ -21,6 +21,7 @@ import { clusterTlsContext, type UpstreamTlsContext } from './tls/upstream-tls.j
 // Type-only: the ADS client (grpc-js + the xDS protos, ~20 MB of heap) is imported
 // lazily, only when a control plane is configured; a static bootstrap never loads it.
 import type { AdsClient, XdsNode } from './xds-client/ads-client.js';
+import type { DeltaAdsClient } from './xds-client/delta-ads-client.js';
 import type { Backoff } from './xds-client/backoff.js';
 import { NODE_METADATA } from './xds-client/node-metadata.js';
 import type { IdentityManager, WorkloadSvid } from './identity/identity-manager.js';
@@ -61,6 +62,11 @@ export interface ProxyOptions {
   readonly initialFetchTimeoutMs?: number;
   /** Reconnect backoff for the ADS client (tests inject a fast one). */
   readonly xdsBackoff?: Backoff;
+  /**
+   * xDS flavour: `delta` (incremental: only changed resources travel, reconnects resend
+   * nothing the proxy holds) or `sotw` (state of the world). Default DEFAULT_XDS_PROTOCOL.
+   */
+  readonly xdsProtocol?: XdsProtocol;
   /** Notified after each xDS response (accepted or NACKed). */
   readonly onXdsResponse?: (e: { typeUrl: string; version: string; accepted: boolean; error?: string }) => void;
   /**
@@ -84,6 +90,16 @@ export interface ProxyOptions {
    * the node metadata names a Service and a control plane is configured; false turns it off.
    */
   readonly telemetry?: TelemetryOptions | false;
+}
+
+export type XdsProtocol = 'sotw' | 'delta';
+export const DEFAULT_XDS_PROTOCOL: XdsProtocol = 'delta';
+
+/** The ADS client class for `protocol`, loaded lazily (grpc-js and the protos are heavy). */
+export async function loadAdsClient(protocol: XdsProtocol | undefined): Promise<typeof AdsClient | typeof DeltaAdsClient> {
+  return (protocol ?? DEFAULT_XDS_PROTOCOL) === 'delta'
+    ? (await import('./xds-client/delta-ads-client.js')).DeltaAdsClient
+    : (await import('./xds-client/ads-client.js')).AdsClient;
 }
 
 export interface Proxy {
@@ -196,10 +212,10 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<Proxy> {
   let draining = false;
 
   const xdsAddresses = opts.xdsAddresses ?? bootstrap.adsAddresses;
-  let ads: AdsClient | undefined;
+  let ads: AdsClient | DeltaAdsClient | undefined;
   if (xdsAddresses.length > 0) {
     const node = xdsNode(opts, bootstrap);
-    const { AdsClient: Ads } = await import('./xds-client/ads-client.js');
+    const Ads = await loadAdsClient(opts.xdsProtocol);
     ads = new Ads({
       addresses: xdsAddresses,
       node,

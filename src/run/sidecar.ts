@@ -52,6 +52,8 @@ export interface SidecarOptions {
    * --xds-tls`: needs joinToken; `xds` names the control plane's TLS xDS address.
    */
   readonly xdsTls?: boolean;
+  /** xDS flavour (ProxyOptions.xdsProtocol); default the proxy's. */
+  readonly xdsProtocol?: 'sotw' | 'delta';
   /** Kept listing every Service the sidecar routes to at its VIP (transparent mode), as `weft proxy --hosts-file`. */
   readonly hostsFile?: string;
   /** Where warnings go (a hosts file that cannot be written); default stderr. */
@@ -167,6 +169,7 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
       drainMs: o.drainMs,
       concurrency: 1,
       logLevel: o.logLevel,
+      ...(o.xdsProtocol !== undefined ? { xdsProtocol: o.xdsProtocol } : {}),
       ...(identity ? { identity } : {}),
     });
   } catch (e) {

@@ -1,16 +1,15 @@
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import * as grpc from '@grpc/grpc-js';
+import { PROTO_INCLUDE_DIRS } from './proxy-proto-parse.js';
 
 /**
  * Envoy's v3 API protos, as shipped inside @grpc/grpc-js-xds (no copy of our own,
  * so the control plane, the proxy and proxyless gRPC apps agree on one version).
- * Loaded once per process; loading takes a few hundred milliseconds.
+ * Loaded once per process; loading takes a few hundred milliseconds. This is the
+ * control plane's loader (descriptors for its services and proto checks); the proxy
+ * decodes with the lighter proxy-protos.ts.
  */
-const require = createRequire(import.meta.url);
-const XDS_PKG = dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
-export const PROTO_INCLUDE_DIRS = ['deps/envoy-api', 'deps/xds', 'deps/googleapis', 'deps/protoc-gen-validate'].map((d) => join(XDS_PKG, d));
+export { PROTO_INCLUDE_DIRS };
 
 /** Every message type that can appear inside an Any we send or receive. */
 const PROTO_FILES = [
@@ -72,7 +71,7 @@ export function envoyPackageDefinition(): protoLoader.PackageDefinition {
 export interface AdsServiceDefinitions {
   ads: grpc.ServiceDefinition;
   sds: grpc.ServiceDefinition;
-  /** Client constructor for the ADS service (used by the proxy and benchmarks). */
+  /** Client constructor for the ADS service (tests and benchmarks; the proxy uses proxyAdsClientConstructor). */
   AdsClient: grpc.ServiceClientConstructor;
 }
 

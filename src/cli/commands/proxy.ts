@@ -30,6 +30,7 @@ interface ProxyCommandOptions {
   logLevel?: string;
   api?: string;
   xdsTls?: boolean;
+  xdsProtocol?: 'sotw' | 'delta';
   locality?: { region: string; zone?: string; sub_zone?: string };
   transparent?: boolean;
   proxyGid: number;
@@ -67,6 +68,11 @@ function portList(v: string, prev: number[] | undefined): number[] {
     out.push(n);
   }
   return out;
+}
+
+function xdsProtocol(v: string): 'sotw' | 'delta' {
+  if (v !== 'sotw' && v !== 'delta') throw new InvalidArgumentError(`--xds-protocol: want delta or sotw, got "${v}"`);
+  return v;
 }
 
 function workerCount(v: string): number {
@@ -126,6 +132,7 @@ export function registerProxy(program: Command): void {
     .option('--capture-exclude-outbound-ports <port[,port]>', 'with --transparent: outbound destination ports never redirected', (v: string, prev: number[] | undefined) => portList(v, prev))
     .option('--capture-exclude-cidrs <cidr[,cidr]>', 'with --transparent: outbound destinations never redirected (loopback never is)', (v: string, prev: string[] | undefined) => [...(prev ?? []), ...v.split(',').map((c) => c.trim()).filter((c) => c !== '')])
     .option('--xds-tls', 'connect to the control plane over mTLS with the workload certificate (needs --token; --xds names the control plane\'s --xds-tls-addr, default port 15012)')
+    .option('--xds-protocol <delta|sotw>', 'xDS flavour: delta (incremental, the default: only changed resources travel, a reconnect resends nothing the proxy holds; falls back to sotw if the server lacks it) or sotw (state of the world)', xdsProtocol)
     .option('--hosts-file <path>', 'keep this file listing every Service the proxy routes to at its VIP (240.240.0.0/16), for transparent mode: e.g. /etc/netns/NS/hosts, which ip netns exec shows the app as /etc/hosts')
     .option('--api <url>', 'control plane HTTP API the workload certificate comes from, with --token (default: --server, WEFT_SERVER or http://127.0.0.1:15020)')
     .addHelpText('after', `
@@ -178,6 +185,7 @@ not the admin token.`)
         listenerAddresses: { [OUTBOUND_LISTENER]: opts.outboundAddr, ...(inboundAddr !== undefined ? { [INBOUND_LISTENER]: inboundAddr } : {}) },
         drainMs: opts.drainTimeout,
         concurrency: opts.concurrency,
+        ...(opts.xdsProtocol !== undefined ? { xdsProtocol: opts.xdsProtocol } : {}),
         logLevel,
         ...(identity ? { identity } : {}),
       });

@@ -209,7 +209,11 @@ export class DeltaStream {
       for (const name of st.names) if (!wanted.has(name) && !st.known.has(name) && !st.toldAbsent.has(name)) removed.push(name);
     }
     st.synced = resolved;
-    if (changed.length === 0 && removed.length === 0) {
+    // The first answer of a type on a stream is sent even when empty (a resumed client
+    // that is up to date, a wildcard with nothing in it): the client learns it is in sync
+    // now instead of at its fetch timeout, and its ACK marks the type SYNCED.
+    const firstAnswer = st.nonce === undefined;
+    if (changed.length === 0 && removed.length === 0 && !firstAnswer) {
       st.sentVersion ??= resolved.version;
       return;
     }

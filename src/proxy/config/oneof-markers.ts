@@ -3,16 +3,20 @@
  * oneof group, whose value names the member that is set (`rule: 'any'` beside
  * `any: true`). Compilers read the members, never the markers, and must not mistake a
  * marker for a second member ("sets any, rule: exactly one is allowed"), so typed
- * configs and dumps drop them. The group names come from the very protos the proxy
- * decodes with, so a newly loaded message needs no list to be kept up to date.
+ * configs and dumps drop them.
+ *
+ * The proxy's own ADS client decodes with protobufjs and emits no markers
+ * (src/xds/proxy-protos.ts), so in a running proxy nothing is registered and stripping
+ * returns its input unchanged. It remains for objects decoded by proto-loader
+ * (tests and tools that reuse the control plane's package definition).
  */
 import { isObject } from './proto-values.js';
 import type { ProtoJson } from './types.js';
 
 /**
- * Filled by the xDS client when it loads the protos it decodes with (registerOneofNames).
- * Until then nothing is a marker: static bootstraps and the resources a worker gets from
- * its primary (stripped there) carry none, and an idle proxy need not load the protos.
+ * Filled by registerOneofNames from a proto-loader package definition. Until then
+ * nothing is a marker: static bootstraps, the proxy's xDS decoder and the resources a
+ * worker gets from its primary carry none.
  */
 let names: ReadonlySet<string> = new Set();
 

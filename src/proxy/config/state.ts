@@ -86,10 +86,11 @@ export class ConfigState {
    * Applies one xDS response's resources.
    * - `full` (LDS, CDS state of the world): dynamic resources of the kind not listed are removed.
    * - otherwise (RDS, EDS): listed resources are added or replaced.
+   * - `remove` (delta xDS removed_resources): dynamic resources of those names are dropped.
    * `isStatic` marks bootstrap resources, which dynamic updates never remove or replace.
    * Throws ConfigError (nothing changes) if any resource is refused.
    */
-  apply(kind: ResourceKind, resources: readonly unknown[], version: string, opts: { full: boolean; isStatic?: boolean }): Snapshot {
+  apply(kind: ResourceKind, resources: readonly unknown[], version: string, opts: { full: boolean; isStatic?: boolean; remove?: readonly string[] }): Snapshot {
     const isStatic = opts.isStatic ?? false;
     const now = new Date().toISOString();
     const errors: string[] = [];
@@ -117,6 +118,8 @@ export class ConfigState {
     if (errors.length > 0) throw new ConfigError('', errors.join('; '));
     const next = new Map(opts.full ? [...this.tables[kind]].filter(([, e]) => e.isStatic) : this.tables[kind]);
     for (const [name, e] of incoming) next.set(name, e);
+    // Delta xDS removed_resources: in the same swap as the additions, so a NACK undoes both.
+    for (const name of opts.remove ?? []) if (next.get(name)?.isStatic === false) next.delete(name);
     const prevTables = this.tables;
     const prevVersions = this.versions;
     this.tables = { ...this.tables, [kind]: next };

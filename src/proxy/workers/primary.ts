@@ -21,12 +21,13 @@ import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import { proxyStatus } from '../admin/status.js';
 import { loadBootstrap } from '../config/bootstrap.js';
 import { ConfigState } from '../config/state.js';
-import { followIdentity, xdsNode, type Proxy, type ProxyOptions } from '../proxy.js';
+import { followIdentity, loadAdsClient, xdsNode, type Proxy, type ProxyOptions } from '../proxy.js';
 import { SDS_ROOT_CA, TlsMaterial } from '../tls/tls-material.js';
 import { applySecrets, parseSecrets } from '../tls/secrets.js';
 import { ProxyStats } from '../stats.js';
 import { ClusterManager } from '../upstream/cluster/cluster-manager.js';
 import type { AdsClient } from '../xds-client/ads-client.js';
+import type { DeltaAdsClient } from '../xds-client/delta-ads-client.js';
 import { ownServiceOf, recorderFor, startTelemetry } from '../telemetry/setup.js';
 import { configMessage, mergeStats, requestTotal, sumHostCounters, type HostCountersWire, WORKER_INDEX_ENV, WORKER_OPTIONS_ENV, type FromWorker, type StatsWire, type ToWorker, type WorkerOptions } from './protocol.js';
 
@@ -222,10 +223,10 @@ export async function startPrimary(opts: ProxyOptions): Promise<Proxy> {
 
   // ---- ADS (primary only), loaded lazily as in a single process
   const xdsAddresses = opts.xdsAddresses ?? bootstrap.adsAddresses;
-  let ads: AdsClient | undefined;
+  let ads: AdsClient | DeltaAdsClient | undefined;
   let adsReady = xdsAddresses.length === 0;
   if (xdsAddresses.length > 0) {
-    const { AdsClient: Ads } = await import('../xds-client/ads-client.js');
+    const Ads = await loadAdsClient(opts.xdsProtocol);
     ads = new Ads({
       addresses: xdsAddresses,
       node,

@@ -9,8 +9,7 @@
  * subscriptions with the versions it holds.
  */
 import * as grpc from '@grpc/grpc-js';
-import { adsServices, envoyPackageDefinition } from '../../xds/protos.js';
-import { registerOneofNames } from '../config/oneof-markers.js';
+import { proxyAdsClientConstructor } from '../../xds/proxy-protos.js';
 import { CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER, ROUTE_CONFIGURATION, SECRET, SHORT_NAMES, type XdsTypeUrl } from '../../xds/type-urls.js';
 import type { Logger } from '../../lib/log.js';
 import type { ConfigState, ResourceKind } from '../config/state.js';
@@ -157,9 +156,8 @@ export class AdsClient {
   private connect(): void {
     if (this.closed) return;
     const address = this.currentAddress;
-    const { AdsClient: Ctor } = adsServices();
-    // What this client decodes carries proto-loader's oneof markers: say which names they are.
-    registerOneofNames(envoyPackageDefinition());
+    // protobufjs types only (no proto-loader descriptors): see src/xds/proxy-protos.ts.
+    const Ctor = proxyAdsClientConstructor();
     const creds = (this.opts.credentials ?? channelCredentials)?.() ?? grpc.credentials.createInsecure();
     const client = new Ctor(address, creds, {
       'grpc.keepalive_time_ms': 30_000,
