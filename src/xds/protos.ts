@@ -1,6 +1,6 @@
 import * as protoLoader from '@grpc/proto-loader';
 import * as grpc from '@grpc/grpc-js';
-import { PROTO_INCLUDE_DIRS } from './proxy-proto-parse.js';
+import { PROTO_INCLUDE_DIRS, PROXY_PROTO_FILES } from './proxy-proto-parse.js';
 
 /**
  * Envoy's v3 API protos, as shipped inside @grpc/grpc-js-xds (no copy of our own,
@@ -11,39 +11,16 @@ import { PROTO_INCLUDE_DIRS } from './proxy-proto-parse.js';
  */
 export { PROTO_INCLUDE_DIRS };
 
-/** Every message type that can appear inside an Any we send or receive. */
+/**
+ * Every message type that can appear inside an Any we send or receive: what a proxy
+ * decodes (proxy-proto-parse.ts), plus what only the control plane serves: the ADS and
+ * SDS services (ads.proto imports discovery.proto) and the admin config dump.
+ */
 const PROTO_FILES = [
   'envoy/service/discovery/v3/ads.proto',
   'envoy/service/secret/v3/sds.proto',
-  'envoy/config/listener/v3/listener.proto',
-  'envoy/config/route/v3/route.proto',
-  'envoy/config/cluster/v3/cluster.proto',
-  'envoy/config/endpoint/v3/endpoint.proto',
-  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
-  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
-  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
-  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
-  'envoy/extensions/filters/http/router/v3/router.proto',
-  'envoy/extensions/filters/http/fault/v3/fault.proto',
-  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
-  'envoy/extensions/filters/http/jwt_authn/v3/config.proto',
-  'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
-  'envoy/extensions/filters/network/rbac/v3/rbac.proto',
-  'envoy/extensions/load_balancing_policies/ring_hash/v3/ring_hash.proto',
-  'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
-  'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
-  'envoy/extensions/load_balancing_policies/maglev/v3/maglev.proto',
-  'envoy/extensions/load_balancing_policies/random/v3/random.proto',
-  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
-  'envoy/config/core/v3/health_check.proto',
-  'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'envoy/admin/v3/config_dump.proto',
-  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
-  'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
-  // Telemetry (H4): access loggers and the OpenTelemetry tracer an HCM may carry.
-  'envoy/extensions/access_loggers/file/v3/file.proto',
-  'envoy/extensions/access_loggers/stream/v3/stream.proto',
-  'envoy/config/trace/v3/opentelemetry.proto',
+  ...PROXY_PROTO_FILES.filter((f) => f !== 'envoy/service/discovery/v3/discovery.proto'),
 ];
 
 /**

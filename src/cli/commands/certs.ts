@@ -5,29 +5,13 @@
  * anything here but public facts about the certificate.
  */
 import { Option, type Command } from 'commander';
+import type { ProxyInfo as HubProxyInfo } from '../../control/telemetry/hub.js';
 import { WeftError } from '../../lib/errors.js';
 import { clientFor } from '../context.js';
 import { humanDuration, renderTable, toJson, toYaml } from '../output.js';
 
-interface ProxyCertificate {
-  spiffeId: string;
-  serialNumber: string;
-  notBefore: string;
-  notAfter: string;
-  issuer: string;
-  renewals: number;
-  renewalFailures: number;
-  nextRenewalAt?: string;
-  lastError?: string;
-  trustBundleRoots: number;
-}
-
-interface ProxyInfo {
-  id: string;
-  service: { name: string; namespace: string };
-  lastSummaryAt: string | undefined;
-  certificate?: ProxyCertificate;
-}
+/** GET /apis/telemetry/v1/proxies, as the control plane writes it. */
+type ProxyInfo = Pick<HubProxyInfo, 'id' | 'service' | 'lastSummaryAt' | 'certificate'>;
 
 const FORMATS = ['table', 'json', 'yaml'] as const;
 

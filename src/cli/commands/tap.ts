@@ -2,24 +2,10 @@ import { Option, type Command } from 'commander';
 import { codeForHttpStatus, WeftError, type ErrorCode } from '../../lib/errors.js';
 import { TOKEN_HELP } from '../client.js';
 import { globalOptions, serverOf, tokenOf } from '../context.js';
+import type { TapEvent } from '../../control/telemetry/hub.js';
 
-/** One event of GET /apis/telemetry/v1/tap (src/control/telemetry/hub.ts TapEvent). */
-export interface TapEvent {
-  time: string;
-  proxy: string;
-  direction: string;
-  method: string;
-  authority: string;
-  path: string;
-  status: number;
-  flags: string;
-  durationMs: number;
-  source: { name: string; namespace: string };
-  destination: { name: string; namespace: string };
-  requestId: string;
-  route?: string;
-  traceId?: string;
-}
+/** One event of GET /apis/telemetry/v1/tap, as the control plane writes it. */
+export type { TapEvent };
 
 const FORMATS = ['default', 'wide', 'json'] as const;
 type Format = (typeof FORMATS)[number];
