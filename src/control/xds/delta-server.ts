@@ -1,13 +1,11 @@
 import type * as grpc from '@grpc/grpc-js';
 import { CLUSTER, LISTENER, PUSH_ORDER, SHORT_NAMES, type XdsTypeUrl } from '../../xds/type-urls.js';
-import type { RegistrationHandle, XdsNode } from '../registry/workload-registry.js';
+import type { XdsNode } from '../registry/workload-registry.js';
 import { resolveSubscription, subscriptionKey, type Resolved, type Snapshot, type SnapshotEntry, type XdsResource } from './snapshot.js';
 import { encodeEntry, type EncodedAny } from './encode-cache.js';
 import { diffResolved, hashesOf } from './resolved-diff.js';
-import type { ProxyView } from './model.js';
-import { viewOfNode } from './view-of-node.js';
-import { withPeerIdentity } from './peer-identity.js';
-import { Convergence, countByType, type AdsServer, type ClientStatus, type TypeShortName, type TypeStatus } from './ads-server.js';
+import { countByType, type AdsServer, type TypeShortName } from './ads-server.js';
+import { XdsStreamBase } from './stream-base.js';
 
 /**
  * Aggregated Discovery Service, incremental ("delta") variant
@@ -82,27 +80,9 @@ interface DeltaTypeState {
   synced?: Resolved;
 }
 
-export class DeltaStream {
-  readonly id: string;
-  readonly connectedAt = new Date();
-  node?: XdsNode;
-  view?: ProxyView;
-  registration?: RegistrationHandle;
-  lastPushAt?: Date;
-  readonly types = new Map<XdsTypeUrl, DeltaTypeState>();
-  private snapshot?: Snapshot;
-  private nonceSeq = 0;
-  private unsubscribe?: () => void;
-  private closed = false;
-  private readonly convergence: Convergence;
-
-  constructor(
-    id: number,
-    private readonly call: DeltaCall,
-    private readonly server: AdsServer,
-  ) {
-    this.id = String(id);
-    this.convergence = new Convergence(server.counters);
+export class DeltaStream extends XdsStreamBase<DeltaTypeState> {
+  constructor(id: number, call: DeltaCall, server: AdsServer) {
+    super(id, call as grpc.ServerDuplexStream<unknown, unknown>, server, { delta: true });
   }
 
   onRequest(req: DeltaDiscoveryRequest): void {
@@ -163,22 +143,7 @@ export class DeltaStream {
     this.maybeSend(type, st);
   }
 
-  private bind(node: XdsNode): void {
-    node = withPeerIdentity(node, this.call);
-    this.node = node;
-    this.view = viewOfNode(node);
-    this.registration = this.server.registry?.connect(node);
-    this.server.counters.connected[this.view.client ?? 'proxy']++;
-    this.snapshot = this.server.snapshots.snapshot(this.view);
-    this.unsubscribe = this.server.snapshots.subscribe(this.view, (s) => this.onSnapshot(s));
-    this.server.log?.info({ stream: this.id, node: node.id, workload: this.workloadName(), delta: true }, 'xds: proxy connected');
-  }
-
-  workloadName(): string | undefined {
-    return this.registration ? `${this.registration.namespace}/${this.registration.name}` : undefined;
-  }
-
-  private onSnapshot(s: Snapshot): void {
+  protected onSnapshot(s: Snapshot): void {
     if (this.closed) return;
     const prev = this.snapshot;
     this.snapshot = s;
@@ -241,38 +206,6 @@ export class DeltaStream {
       removed_resources: removed,
       nonce,
     });
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.unsubscribe?.();
-    if (this.view !== undefined) this.server.counters.connected[this.view.client ?? 'proxy']--;
-    if (this.registration) this.server.registry?.release(this.registration);
-    this.server.log?.info({ stream: this.id, node: this.node?.id }, 'xds: proxy disconnected');
-  }
-
-  status(): ClientStatus {
-    const types: ClientStatus['types'] = {};
-    for (const [t, st] of this.types) {
-      const s: TypeStatus = { subscribed: st.wildcard ? ['*', ...st.names] : [...st.names] };
-      if (st.ackedVersion !== undefined) s.ackedVersion = st.ackedVersion;
-      if (st.sentVersion !== undefined) s.sentVersion = st.sentVersion;
-      if (st.lastNack !== undefined) s.lastNack = { ...st.lastNack };
-      types[SHORT_NAMES[t] as TypeShortName] = s;
-    }
-    const out: ClientStatus = {
-      id: this.id,
-      nodeId: this.node?.id ?? '',
-      namespace: this.view?.namespace ?? 'default',
-      connectedAt: this.connectedAt.toISOString(),
-      types,
-      delta: true,
-    };
-    const w = this.workloadName();
-    if (w !== undefined) out.workload = w;
-    if (this.lastPushAt) out.lastPushAt = this.lastPushAt.toISOString();
-    return out;
   }
 
   configDump(): Partial<Record<TypeShortName, XdsResource[]>> {
