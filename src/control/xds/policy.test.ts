@@ -1,66 +1,28 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseDocuments } from '../../api/parse.js';
-import { validateDocuments } from '../../api/validate.js';
-import type { Resource } from '../../api/types.js';
 import type { ServiceSpec } from '../../api/service/service.js';
 import type { WorkloadSpec } from '../../api/workload/workload.js';
 import type { HTTPRouteSpec } from '../../api/httproute/httproute.js';
 import type { TCPRouteSpec } from '../../api/tcproute/tcproute.js';
 import type { BackendPolicySpec } from '../../api/backendpolicy/backendpolicy.js';
-import { adsServices } from '../../xds/protos.js';
-import { checkXdsResource } from '../../xds/proto-check.js';
 import { CLUSTER, LISTENER, PUSH_ORDER, ROUTE_CONFIGURATION } from '../../xds/type-urls.js';
 import { buildSnapshot } from './snapshot.js';
 import { tcpPortConflicts } from './listeners.js';
 import type { GrpcRouteSpecLike, MeshInput, ProxyView } from './model.js';
+import { golden, assertValidEnvoy, fixture } from './golden-fixtures.js';
 
 /** BackendPolicy and TCPRoute translation: golden files (UPDATE_GOLDEN=1 rewrites them) and proto checks. */
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
-const TESTDATA = join(repoRoot(), 'src/control/xds/testdata');
-
-function golden(name: string, actual: unknown): void {
-  const path = join(TESTDATA, `${name}.golden.json`);
-  const text = `${JSON.stringify(actual, null, 2)}\n`;
-  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(path)) {
-    writeFileSync(path, text);
-    if (process.env.UPDATE_GOLDEN !== '1') assert.fail(`${path} did not exist; written. Review it and run again.`);
-    return;
-  }
-  assert.deepEqual(JSON.parse(text), JSON.parse(readFileSync(path, 'utf8')), `${name}: output differs from ${path} (UPDATE_GOLDEN=1 to accept)`);
-}
-
 function loadInput(): MeshInput {
-  const parsed = parseDocuments(readFileSync(join(TESTDATA, 'policy.input.yaml'), 'utf8'), 'policy.input.yaml');
-  assert.deepEqual(parsed.errors, []);
-  const { resources, errors } = validateDocuments(parsed.docs);
-  assert.deepEqual(errors, [], 'the fixture must be valid Weft input');
-  const by = (kind: string): Resource[] => resources.filter((r) => r.kind === kind);
+  const { by } = fixture('policy.input.yaml');
   return {
-    services: by('Service') as Resource<ServiceSpec>[],
-    workloads: by('Workload') as Resource<WorkloadSpec>[],
-    httpRoutes: by('HTTPRoute') as Resource<HTTPRouteSpec>[],
-    grpcRoutes: by('GRPCRoute') as Resource<GrpcRouteSpecLike>[],
-    tcpRoutes: by('TCPRoute') as Resource<TCPRouteSpec>[],
-    backendPolicies: by('BackendPolicy') as Resource<BackendPolicySpec>[],
+    services: by<ServiceSpec>('Service'),
+    workloads: by<WorkloadSpec>('Workload'),
+    httpRoutes: by<HTTPRouteSpec>('HTTPRoute'),
+    grpcRoutes: by<GrpcRouteSpecLike>('GRPCRoute'),
+    tcpRoutes: by<TCPRouteSpec>('TCPRoute'),
+    backendPolicies: by<BackendPolicySpec>('BackendPolicy'),
   };
-}
-
-function assertValidEnvoy(typeUrl: string, resource: Record<string, unknown>): void {
-  assert.deepEqual(checkXdsResource(typeUrl, resource), [], `${typeUrl} ${String(resource.name ?? resource.cluster_name)}`);
-  const method = adsServices().ads.StreamAggregatedResources;
-  if (!method) throw new Error('no ADS method');
-  const bytes = method.responseSerialize({ version_info: '1', type_url: typeUrl, nonce: '1', resources: [resource] });
-  const back = method.responseDeserialize(bytes) as { resources: Record<string, unknown>[] };
-  assert.equal(back.resources.length, 1);
 }
 
 const PROXY: ProxyView = { namespace: 'default' };

@@ -1,8 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Resource } from '../../api/types.js';
 import type { ServiceSpec } from '../../api/service/service.js';
 import type { WorkloadSpec } from '../../api/workload/workload.js';
@@ -11,6 +8,7 @@ import { CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER, ROUTE_CONFIGURATION } from 
 import { buildSnapshot, securedFor } from './snapshot.js';
 import { INBOUND_PORT_ANNOTATION, MTLS_ANNOTATION } from './security/mesh-tls.js';
 import type { MeshInput } from './model.js';
+import { golden } from './golden-fixtures.js';
 
 type Obj = Record<string, unknown>;
 const svc = (name: string, selector: Record<string, string>): Resource<ServiceSpec> => ({
@@ -70,19 +68,6 @@ test('proxyless gRPC: no TLS unless it asked; with WEFT_GRPC_MTLS, certificate-p
   assert.match(JSON.stringify(l), /"require_client_certificate":\{"value":true\}/);
   assert.deepEqual(checkXdsResource(LISTENER, l), []);
 });
-
-function golden(name: string, actual: unknown): void {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  const path = join(dir, 'src/control/xds/testdata', `${name}.golden.json`);
-  const text = `${JSON.stringify(actual, null, 2)}\n`;
-  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(path)) {
-    writeFileSync(path, text);
-    if (process.env.UPDATE_GOLDEN !== '1') assert.fail(`${path} did not exist; written. Review it and run again.`);
-    return;
-  }
-  assert.deepEqual(JSON.parse(text), JSON.parse(readFileSync(path, 'utf8')), `${name}: output differs from ${path} (UPDATE_GOLDEN=1 to accept)`);
-}
 
 test('golden: the snapshot of a catalog sidecar (inbound listener, auto-mTLS clusters, EDS at inbound ports)', () => {
   const snap = buildSnapshot(input, { namespace: 'shop', service: 'catalog' });

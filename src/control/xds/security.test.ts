@@ -1,17 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseDocuments } from '../../api/parse.js';
-import { validateDocuments } from '../../api/validate.js';
 import type { Resource } from '../../api/types.js';
 import type { ServiceSpec } from '../../api/service/service.js';
 import type { WorkloadSpec } from '../../api/workload/workload.js';
 import type { MeshSpec } from '../../api/mesh/mesh.js';
 import type { AuthzRule, SecurityPolicySpec } from '../../api/securitypolicy/securitypolicy.js';
-import { adsServices } from '../../xds/protos.js';
-import { checkXdsResource } from '../../xds/proto-check.js';
 import { CLUSTER, LISTENER, ROUTE_CONFIGURATION } from '../../xds/type-urls.js';
 import { generateClusters } from './clusters.js';
 import { generateInbound } from './inbound.js';
@@ -21,49 +14,18 @@ import { mtlsModeFor, type SecurityMeshInput } from './security/inputs.js';
 import { buildJwt } from './security/jwt.js';
 import { buildRbac, rulePolicy, type RbacContext } from './security/rbac.js';
 import { applyUpstreamTls } from './security/tls.js';
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
-const TESTDATA = join(repoRoot(), 'src/control/xds/testdata');
-
-function golden(name: string, actual: unknown): void {
-  const path = join(TESTDATA, `${name}.golden.json`);
-  const text = `${JSON.stringify(actual, null, 2)}\n`;
-  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(path)) {
-    writeFileSync(path, text);
-    if (process.env.UPDATE_GOLDEN !== '1') assert.fail(`${path} did not exist; written. Review it and run again.`);
-    return;
-  }
-  assert.deepEqual(JSON.parse(text), JSON.parse(readFileSync(path, 'utf8')), `${name}: output differs from ${path} (UPDATE_GOLDEN=1 to accept)`);
-}
+import { golden, assertValidEnvoy, fixture } from './golden-fixtures.js';
 
 function loadInput(): SecurityMeshInput {
-  const text = readFileSync(join(TESTDATA, 'security.input.yaml'), 'utf8');
-  const parsed = parseDocuments(text, 'security.input.yaml');
-  assert.deepEqual(parsed.errors, []);
-  const { resources, errors } = validateDocuments(parsed.docs);
-  assert.deepEqual(errors, [], 'the fixture must be valid Weft input');
-  const by = (kind: string): Resource[] => resources.filter((r) => r.kind === kind);
+  const { by } = fixture('security.input.yaml');
   return {
-    services: by('Service') as Resource<ServiceSpec>[],
-    workloads: by('Workload') as Resource<WorkloadSpec>[],
+    services: by<ServiceSpec>('Service'),
+    workloads: by<WorkloadSpec>('Workload'),
     httpRoutes: [],
     grpcRoutes: [],
-    mesh: by('Mesh')[0] as Resource<MeshSpec>,
-    securityPolicies: by('SecurityPolicy') as Resource<SecurityPolicySpec>[],
+    mesh: by<MeshSpec>('Mesh')[0],
+    securityPolicies: by<SecurityPolicySpec>('SecurityPolicy'),
   };
-}
-
-function assertValidEnvoy(typeUrl: string, resource: Record<string, unknown>): void {
-  assert.deepEqual(checkXdsResource(typeUrl, resource), [], `${typeUrl} ${String(resource.name)}`);
-  const method = adsServices().ads.StreamAggregatedResources;
-  if (!method) throw new Error('no ADS method');
-  const bytes = method.responseSerialize({ version_info: '1', type_url: typeUrl, nonce: '1', resources: [resource] });
-  const back = method.responseDeserialize(bytes) as { resources: Record<string, unknown>[] };
-  assert.equal(back.resources[0]?.['@type'], typeUrl);
 }
 
 function inbound(input: SecurityMeshInput, namespace: string, name: string): NonNullable<ReturnType<typeof generateInbound>> {

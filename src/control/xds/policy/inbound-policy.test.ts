@@ -1,55 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseDocuments } from '../../../api/parse.js';
-import { validateDocuments } from '../../../api/validate.js';
-import type { Resource } from '../../../api/types.js';
 import type { ServiceSpec } from '../../../api/service/service.js';
 import type { WorkloadSpec } from '../../../api/workload/workload.js';
 import type { BackendPolicySpec } from '../../../api/backendpolicy/backendpolicy.js';
 import type { SecurityPolicySpec } from '../../../api/securitypolicy/securitypolicy.js';
-import { adsServices } from '../../../xds/protos.js';
-import { checkXdsResource } from '../../../xds/proto-check.js';
 import { LISTENER, ROUTE_CONFIGURATION } from '../../../xds/type-urls.js';
 import { generateInbound } from '../inbound.js';
 import { generateOutboundRouteConfig } from '../routes.js';
 import type { MeshInput } from '../model.js';
 import { RATE_LIMIT_FILTER } from './route-policy.js';
+import { golden, assertValidEnvoy, fixture } from '../golden-fixtures.js';
 
 /**
  * BackendPolicy parts enforced on the target's inbound listener
  * (inbound-policy.ts): rateLimit scope workload and timeouts.streamIdle.
  * Golden file: testdata/inbound-policy.golden.json (UPDATE_GOLDEN=1 rewrites it).
  */
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
-const TESTDATA = join(repoRoot(), 'src/control/xds/testdata');
-
-function golden(name: string, actual: unknown): void {
-  const path = join(TESTDATA, `${name}.golden.json`);
-  const text = `${JSON.stringify(actual, null, 2)}\n`;
-  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(path)) {
-    writeFileSync(path, text);
-    if (process.env.UPDATE_GOLDEN !== '1') assert.fail(`${path} did not exist; written. Review it and run again.`);
-    return;
-  }
-  assert.deepEqual(JSON.parse(text), JSON.parse(readFileSync(path, 'utf8')), `${name}: output differs from ${path} (UPDATE_GOLDEN=1 to accept)`);
-}
-
-function assertValidEnvoy(typeUrl: string, resource: Record<string, unknown>): void {
-  assert.deepEqual(checkXdsResource(typeUrl, resource), [], `${typeUrl} ${String(resource.name)}`);
-  const method = adsServices().ads.StreamAggregatedResources;
-  if (!method) throw new Error('no ADS method');
-  const bytes = method.responseSerialize({ version_info: '1', type_url: typeUrl, nonce: '1', resources: [resource] });
-  const back = method.responseDeserialize(bytes) as { resources: Record<string, unknown>[] };
-  assert.equal(back.resources[0]?.['@type'], typeUrl);
-}
 
 // catalog: two HTTP ports, a per-workload limit on port 80 only and a stream idle
 // timeout on the whole Service; search: a caller-scoped limit (stays on callers' routes).
@@ -103,19 +69,15 @@ spec:
 `;
 
 function load(extra = ''): MeshInput {
-  const parsed = parseDocuments(INPUT + extra, 'inbound-policy.yaml');
-  assert.deepEqual(parsed.errors, []);
-  const { resources, errors } = validateDocuments(parsed.docs);
-  assert.deepEqual(errors, [], 'the fixture must be valid Weft input');
-  const by = (kind: string): Resource[] => resources.filter((r) => r.kind === kind);
+  const { by } = fixture('inbound-policy.yaml', INPUT + extra);
   return {
-    services: by('Service') as Resource<ServiceSpec>[],
-    workloads: by('Workload') as Resource<WorkloadSpec>[],
+    services: by<ServiceSpec>('Service'),
+    workloads: by<WorkloadSpec>('Workload'),
     httpRoutes: [],
     grpcRoutes: [],
     tcpRoutes: [],
-    backendPolicies: by('BackendPolicy') as Resource<BackendPolicySpec>[],
-    securityPolicies: by('SecurityPolicy') as Resource<SecurityPolicySpec>[],
+    backendPolicies: by<BackendPolicySpec>('BackendPolicy'),
+    securityPolicies: by<SecurityPolicySpec>('SecurityPolicy'),
   };
 }
 
